@@ -1,0 +1,11 @@
+from .unet import AdaptedConv2d, MagicVideoUNet, MagicVideoUNetOutput, SpatioTemporalBlock, TemporalAttention
+from .vae import VideoAutoencoderKL
+
+__all__ = [
+    "AdaptedConv2d",
+    "MagicVideoUNet",
+    "MagicVideoUNetOutput",
+    "SpatioTemporalBlock",
+    "TemporalAttention",
+    "VideoAutoencoderKL",
+]
