@@ -1,0 +1,59 @@
+"""YAML configs validated by pydantic models, with errors that name the offending key's path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+#: Where the named configs live (`configs/` at the repository root); MAGICVIDEO_CONFIGS overrides.
+CONFIG_ROOT = Path(os.environ.get("MAGICVIDEO_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
+
+
+class ConfigError(ValueError):
+    """A config file that is missing, malformed, or has a bad key or value."""
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def resolve_config_path(name_or_path: str | Path, kind: str) -> Path:
+    """A path as given if it exists, else the named config ``configs/<kind>/<name>.yaml``."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        return p
+    named = CONFIG_ROOT / kind / f"{name_or_path}.yaml"
+    if not named.is_file():
+        available = sorted(q.stem for q in (CONFIG_ROOT / kind).glob("*.yaml"))
+        raise ConfigError(f"no {kind} config named {name_or_path!r} (available: {', '.join(available) or 'none'})")
+    return named
+
+
+def load_config(name_or_path: str | Path, model: type[T], kind: str) -> T:
+    """Load and validate a YAML config; any error names the file and the key's path."""
+    path = resolve_config_path(name_or_path, kind)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    return validate_config(data if data is not None else {}, model, source=str(path))
+
+
+def validate_config(data: object, model: type[T], source: str = "config") -> T:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: {problems}") from None
