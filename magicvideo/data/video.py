@@ -1,0 +1,250 @@
+"""Reading clips from video files with decord: frame sampling, resizing, and bad-file handling.
+
+Two samplers, both pure functions of (frame count, parameters, seed) so they can be tested by hand:
+
+- :func:`train_indices` -- MagicVideo's training sampler (paper 3.1.3): take a span of ``Ls``
+  successive frames, then ``num`` frames uniformly from it, and report the new frame rate
+  ``nu = num / Ls * FPS``. "Uniformly" is ``start + floor(i * Ls / num)`` for ``i = 0..num-1``:
+  the sampled frames are exactly ``Ls / num`` source frames apart on average, so the clip's true
+  rate is ``FPS * num / Ls = nu`` (a ``linspace(0, Ls - 1, num)`` grid would be ``(Ls-1)/(num-1)``
+  apart and disagree with ``nu``).
+- :func:`eval_indices` -- ``num`` consecutive frames from the first frame, the centre
+  (``(n - num) // 2``) or a seeded random start. The random start is drawn from a generator
+  seeded by ``(seed, key)`` (key = the video id), so it does not depend on iteration order.
+
+Resizing (:func:`resize_frames`) is done in torch with ``F.interpolate(mode="bilinear",
+antialias=True, align_corners=False)`` on float frames, rounded back to uint8:
+
+- ``squash``: straight to ``size x size``, aspect ratio not kept;
+- ``short_side_crop``: the shorter side scaled to ``size`` (longer side rounded to the nearest
+  pixel), then a centre crop of ``size x size`` (offset ``(long - size) // 2``).
+
+Bad files never stop a long run unless asked: :func:`read_clip_safe` returns ``None`` and appends
+a :class:`Skip` (item, path, reason) when a file is missing, cannot be opened/decoded, or has
+fewer frames than the sampler needs; ``on_error="raise"`` raises :class:`VideoReadError` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+StartMode = Literal["first", "centre", "random"]
+ResizeMode = Literal["squash", "short_side_crop"]
+OnError = Literal["skip", "raise"]
+
+
+class VideoReadError(ValueError):
+    """A video that is missing, cannot be decoded, or is too short for the requested clip."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Skip:
+    """One item left out of a run, and why."""
+
+    item: str  # video id, prompt id or file name
+    reason: str  # short, groupable: "missing file", "unreadable", "too short", ...
+    path: str | None = None
+    detail: str = ""  # the underlying message, for the log
+
+
+@dataclass
+class Clip:
+    """Frames sampled from one video.
+
+    ``frames`` is uint8 ``(F, H, W, 3)`` RGB; ``indices`` the source frame numbers; ``fps`` the
+    source's average frame rate; ``nu`` the sampled clip's own rate (``F / Ls * fps``, equal to
+    ``fps`` for consecutive frames).
+    """
+
+    frames: np.ndarray
+    indices: np.ndarray
+    fps: float
+    nu: float
+    span: int
+    video_id: str = ""
+    path: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers
+
+
+def stable_rng(seed: int, key: str = "") -> np.random.Generator:
+    """A generator seeded by ``seed`` and a string key (sha256), independent of call order."""
+    digest = hashlib.sha256(f"{int(seed)}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def train_indices(
+    num_frames: int, fps: float, span: int | tuple[int, int], rng: np.random.Generator, num: int = 16
+) -> tuple[np.ndarray, float, int]:
+    """Paper 3.1.3: a span of ``Ls`` successive frames, ``num`` taken uniformly, ``nu = num/Ls*FPS``.
+
+    ``span`` is a fixed ``Ls`` or an inclusive range ``(lo, hi)`` from which ``Ls`` is drawn
+    uniformly, capped at the video length. Returns ``(indices, nu, Ls)``. Raises
+    :class:`ValueError` when the video has fewer than ``num`` frames or ``Ls < num``.
+    """
+    lo, hi = (span, span) if isinstance(span, int) else span
+    if lo < num or hi < lo:
+        raise ValueError(f"span must satisfy {num} <= lo <= hi, got {span}")
+    if num_frames < lo:
+        raise ValueError(f"too short: {num_frames} frames, the span needs at least {lo}")
+    hi = min(hi, num_frames)
+    ls = int(rng.integers(lo, hi + 1))
+    start = int(rng.integers(0, num_frames - ls + 1))
+    indices = start + (np.arange(num) * ls) // num
+    return indices.astype(np.int64), num / ls * float(fps), ls
+
+
+def eval_indices(
+    num_frames: int, num: int = 16, start: StartMode = "first", seed: int = 0, key: str = ""
+) -> np.ndarray:
+    """``num`` consecutive frames from the first frame, the centre, or a seeded random start."""
+    if num_frames < num:
+        raise ValueError(f"too short: {num_frames} frames, need {num}")
+    if start == "first":
+        s = 0
+    elif start == "centre":
+        s = (num_frames - num) // 2
+    elif start == "random":
+        s = int(stable_rng(seed, key).integers(0, num_frames - num + 1))
+    else:
+        raise ValueError(f"start must be first, centre or random, got {start!r}")
+    return np.arange(s, s + num, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# Resizing
+
+
+def resize_frames(frames: np.ndarray, size: int | None, mode: ResizeMode = "short_side_crop") -> np.ndarray:
+    """Resize uint8 ``(F, H, W, 3)`` frames to ``size x size`` (see the module docstring)."""
+    if size is None:
+        return frames
+    f, h, w, _ = frames.shape
+    if mode == "squash":
+        out_h, out_w = size, size
+    elif mode == "short_side_crop":
+        scale = size / min(h, w)
+        out_h, out_w = max(size, round(h * scale)), max(size, round(w * scale))
+    else:
+        raise ValueError(f"resize mode must be squash or short_side_crop, got {mode!r}")
+    if (out_h, out_w) != (h, w):
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
+        frames = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    top, left = (out_h - size) // 2, (out_w - size) // 2
+    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def open_video(path: str | Path):
+    """A decord ``VideoReader`` on the CPU (one thread); :class:`VideoReadError` if it fails."""
+    import decord
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(path, "missing file")
+    try:
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except Exception as exc:  # decord raises DECORDError/RuntimeError with ffmpeg's message
+        raise VideoReadError(path, f"unreadable ({_first_line(exc)})") from None
+    if len(vr) == 0:
+        raise VideoReadError(path, "unreadable (no frames)")
+    return vr
+
+
+def probe_video(path: str | Path) -> tuple[int, float]:
+    """``(frame count, average fps)`` of a video, or :class:`VideoReadError`."""
+    vr = open_video(path)
+    return len(vr), float(vr.get_avg_fps())
+
+
+def read_frames(vr, indices: np.ndarray, path: str | Path) -> np.ndarray:
+    try:
+        return vr.get_batch([int(i) for i in indices]).asnumpy()
+    except Exception as exc:
+        raise VideoReadError(path, f"unreadable (decoding failed: {_first_line(exc)})") from None
+
+
+def read_eval_clip(
+    path: str | Path,
+    num: int = 16,
+    start: StartMode = "first",
+    size: int | None = None,
+    resize: ResizeMode = "short_side_crop",
+    seed: int = 0,
+    key: str = "",
+) -> Clip:
+    """``num`` consecutive frames (see :func:`eval_indices`), resized; raises :class:`VideoReadError`."""
+    vr = open_video(path)
+    n, fps = len(vr), float(vr.get_avg_fps())
+    if n < num:
+        raise VideoReadError(path, f"too short ({n} frames, need {num})")
+    idx = eval_indices(n, num, start, seed, key or Path(path).stem)
+    frames = resize_frames(read_frames(vr, idx, path), size, resize)
+    return Clip(frames, idx, fps, fps, num, key or Path(path).stem, str(path))
+
+
+def read_train_clip(
+    path: str | Path,
+    span: int | tuple[int, int],
+    rng: np.random.Generator,
+    num: int = 16,
+    size: int | None = None,
+    resize: ResizeMode = "short_side_crop",
+    fps: float | None = None,
+) -> Clip:
+    """Paper 3.1.3 sampling (see :func:`train_indices`); ``fps`` overrides the file's metadata."""
+    vr = open_video(path)
+    n = len(vr)
+    rate = float(fps) if fps else float(vr.get_avg_fps())
+    lo = span if isinstance(span, int) else span[0]
+    if n < lo:
+        raise VideoReadError(path, f"too short ({n} frames, the span needs {lo})")
+    idx, nu, ls = train_indices(n, rate, span, rng, num)
+    frames = resize_frames(read_frames(vr, idx, path), size, resize)
+    return Clip(frames, idx, rate, nu, ls, Path(path).stem, str(path))
+
+
+def read_clip_safe(reader, *args, skipped: list[Skip], item: str = "", on_error: OnError = "skip", **kwargs):
+    """Call ``reader(*args, **kwargs)``; on :class:`VideoReadError` record a :class:`Skip` and
+    return ``None``, or re-raise when ``on_error="raise"``."""
+    try:
+        return reader(*args, **kwargs)
+    except VideoReadError as exc:
+        if on_error == "raise":
+            raise
+        skipped.append(Skip(item or Path(exc.path).stem, skip_reason(exc.reason), exc.path, exc.reason))
+        return None
+
+
+def skip_reason(reason: str) -> str:
+    """The groupable head of a reason: 'too short (3 frames, ...)' -> 'too short'."""
+    return reason.split(" (", 1)[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def clip_seconds(num_frames: int, fps: float) -> float:
+    return num_frames / fps if fps > 0 else math.nan
