@@ -42,6 +42,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int =
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
+from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrained finds a component's
+# loader by looking up diffusers' base classes in the module that defines it)
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.utils import BaseOutput

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 from diffusers import AutoencoderKL
+from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrained finds a component's
+# loader by looking up diffusers' base classes in the module that defines it)
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 

@@ -1,0 +1,36 @@
+"""Shared fixtures. Model fixtures build tiny random models (no network, no weights)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+TINY_UNET2D = dict(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    norm_num_groups=8,
+    cross_attention_dim=16,
+    attention_head_dim=4,
+)
+
+
+@pytest.fixture
+def tiny_unet2d():
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(0)
+    return UNet2DConditionModel(**TINY_UNET2D).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline():
+    from magicvideo.build import build_pipeline
+
+    pipe = build_pipeline("tiny", weights="random", seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
