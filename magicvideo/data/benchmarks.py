@@ -181,25 +181,30 @@ class Benchmark:
         return records[: self.config.limit] if self.config.limit else records
 
     def scan(self, probe: bool = True, progress: Callable[[int, int], None] | None = None) -> Scan:
-        """Prompts and reference videos; with ``probe`` every video is opened with decord and
-        those unreadable or shorter than ``protocol.num_frames`` are skipped with the reason.
-        ``progress(done, total)`` is called while probing."""
+        """Prompts and reference videos; with ``probe`` every video is opened (:meth:`probe`)."""
         prompts = self.manifest()
         refs, skipped = self.reference_videos()
         if probe:
-            good = []
-            for i, ref in enumerate(refs):
-                try:
-                    n, _ = probe_video(ref.path)
-                    if n < self.protocol.num_frames:
-                        raise VideoReadError(ref.path, f"too short ({n} frames, need {self.protocol.num_frames})")
-                    good.append(ref)
-                except VideoReadError as exc:
-                    skipped.append(Skip(ref.video_id, skip_reason(exc.reason), ref.path, exc.reason))
-                if progress:
-                    progress(i + 1, len(refs))
-            refs = good
+            refs = self.probe(refs, skipped, progress)
         return Scan(self.name, prompts, refs, skipped)
+
+    def probe(
+        self, refs: list[VideoRef], skipped: list[Skip], progress: Callable[[int, int], None] | None = None
+    ) -> list[VideoRef]:
+        """The videos decord can open that have at least ``protocol.num_frames`` frames; the others
+        are appended to ``skipped`` with the reason. ``progress(done, total)`` is called per video."""
+        good = []
+        for i, ref in enumerate(refs):
+            try:
+                n, _ = probe_video(ref.path)
+                if n < self.protocol.num_frames:
+                    raise VideoReadError(ref.path, f"too short ({n} frames, need {self.protocol.num_frames})")
+                good.append(ref)
+            except VideoReadError as exc:
+                skipped.append(Skip(ref.video_id, skip_reason(exc.reason), ref.path, exc.reason))
+            if progress:
+                progress(i + 1, len(refs))
+        return good
 
     def reference_clips(
         self, limit: int | None = None, on_error: OnError = "skip", skipped: list[Skip] | None = None

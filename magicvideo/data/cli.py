@@ -71,14 +71,18 @@ def _manifest(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from magicvideo.data.benchmarks import load_benchmark
-    from magicvideo.data.records import write_manifest
+    from magicvideo.data.records import Scan, write_manifest
 
     bench = load_benchmark(args.benchmark, root=args.root)
     console = Console()
     probe = bench.has_references and not args.no_probe
-    with _progress() as bar:
-        task = bar.add_task("probing reference videos", total=None, visible=probe)
-        scan = bench.scan(probe=probe, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    prompts = bench.manifest()
+    refs, skipped = bench.reference_videos()
+    if probe and refs:
+        with _progress() as bar:
+            task = bar.add_task("probing reference videos", total=len(refs))
+            refs = bench.probe(refs, skipped, progress=lambda done, total: bar.update(task, completed=done))
+    scan = Scan(bench.name, prompts, refs, skipped)
     if args.out:
         write_manifest(args.out, scan.prompts)
 
