@@ -1,0 +1,138 @@
+"""From uint8 frames to each extractor's input: layout, frame count, resize protocol, value range.
+
+Videos enter as uint8 ``[B, T, H, W, 3]`` (numpy or torch; the layout decoders and
+``magicvideo.video_io`` use). Each extractor then needs:
+
+| extractor                        | resize (default)                        | values                    |
+| -------------------------------- | --------------------------------------- | ------------------------- |
+| I3D, ``i3d_pretrained_400.pt``   | shorter side to 224 + centre crop       | float ``x/255`` -> [-1, 1]|
+|   (VideoGPT/TATS/common_metrics)  | (bilinear, align_corners=False, no AA)  | ``[B, 3, T, 224, 224]``   |
+| I3D, StyleGAN-V TorchScript      | none: the detector resizes (resize=True)| uint8 ``[B, 3, T, H, W]``, |
+|                                  |                                         | detector rescales         |
+| Inception-v3 (FID)               | none: the network resizes to 299 (TF1)  | uint8 ``[N, 3, H, W]``     |
+| CLIP (CLIPSIM)                   | CLIPProcessor: short side 224 bicubic,  | CLIP mean/std             |
+|                                  | centre crop                             |                           |
+
+Resize protocols (``resize_frames``), chosen per benchmark:
+- ``"squash"``: both sides to ``size`` (aspect ratio not kept);
+- ``"short_side_crop"``: shorter side to ``size`` (other side ``ceil``), then a centre crop starting
+  at ``(side - size) // 2`` -- VideoGPT's ``preprocess_single``;
+- ``"center_crop"``: the central ``min(H, W)`` square, no interpolation;
+- ``"none"``: frames unchanged.
+Interpolation is bilinear, ``align_corners=False``, ``antialias=False`` (as the references).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+RESIZE_MODES = ("squash", "short_side_crop", "center_crop", "none")
+
+
+def as_videos(videos) -> torch.Tensor:
+    """uint8 ``[B, T, H, W, 3]`` torch tensor from numpy/torch; grayscale ``[..., 1]`` repeated to RGB."""
+    if isinstance(videos, np.ndarray):
+        videos = torch.from_numpy(videos)
+    if not isinstance(videos, torch.Tensor):
+        raise TypeError(f"videos must be a numpy array or torch tensor, got {type(videos).__name__}")
+    if videos.dtype != torch.uint8:
+        raise ValueError(
+            f"videos must be uint8 [B, T, H, W, 3], got {videos.dtype}; convert float frames with "
+            "float_to_uint8 first"
+        )
+    if videos.ndim != 5 or videos.shape[-1] not in (1, 3):
+        raise ValueError(f"videos must be [B, T, H, W, 3] (channels last), got shape {tuple(videos.shape)}")
+    if videos.shape[-1] == 1:  # StyleGAN-V repeats a single channel to three
+        videos = videos.expand(*videos.shape[:-1], 3)
+    return videos
+
+
+def check_frames(videos: torch.Tensor, num_frames: int | None = None, min_frames: int | None = None) -> None:
+    """Raise if the clips do not have exactly ``num_frames`` (or at least ``min_frames``) frames."""
+    t = videos.shape[1]
+    if num_frames is not None and t != num_frames:
+        raise ValueError(f"the protocol needs clips of exactly {num_frames} frames, got {t}")
+    if min_frames is not None and t < min_frames:
+        raise ValueError(f"the extractor needs at least {min_frames} frames per clip, got {t}")
+
+
+def float_to_uint8(x: torch.Tensor, convention: str = "stylegan") -> torch.Tensor:
+    """Frames in [-1, 1] to uint8.
+
+    ``"stylegan"``: ``(x * 127.5 + 128).clamp(0, 255)`` truncated, as StyleGAN-V's
+    ``compute_feature_stats_for_generator``; ``"round"``: ``((x + 1) * 127.5).round()``.
+    """
+    if convention == "stylegan":
+        return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    if convention == "round":
+        return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    raise ValueError(f"convention must be 'stylegan' or 'round', got {convention!r}")
+
+
+def resize_frames(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
+    """Resize float frames ``[N, C, H, W]`` by one of ``RESIZE_MODES`` (see the module docstring)."""
+    h, w = x.shape[-2:]
+    if mode == "none":
+        return x
+    if mode == "squash":
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    if mode == "center_crop":
+        s = min(h, w)
+        return x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    if mode == "short_side_crop":
+        scale = size / min(h, w)
+        target = (size, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), size)
+        x = F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=False)
+        h, w = x.shape[-2:]
+        top, left = (h - size) // 2, (w - size) // 2
+        return x[..., top : top + size, left : left + size]
+    raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+
+
+def _frames_float(videos: torch.Tensor, device) -> tuple[torch.Tensor, int, int]:
+    b, t = videos.shape[:2]
+    x = videos.to(device, non_blocking=True).permute(0, 1, 4, 2, 3).reshape(b * t, 3, *videos.shape[2:4])
+    return x.float(), b, t
+
+
+def i3d_input(videos, resize: str = "short_side_crop", size: int = 224, device="cpu") -> torch.Tensor:
+    """VideoGPT's I3D input: float ``[B, 3, T, 224, 224]`` in [-1, 1] from uint8 ``[B, T, H, W, 3]``.
+
+    ``x / 255``, resize in float (no re-quantisation), then ``(x - 0.5) * 2``.
+    """
+    videos = as_videos(videos)
+    x, b, t = _frames_float(videos, device)
+    x = resize_frames(x / 255.0, size, resize)
+    if x.shape[-2:] != (size, size):
+        raise ValueError(f"after resize mode {resize!r} frames are {tuple(x.shape[-2:])}, I3D needs {size}x{size}")
+    x = (x - 0.5) * 2
+    return x.reshape(b, t, 3, size, size).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def stylegan_i3d_input(videos, resize: str = "none", size: int = 224, device="cpu") -> torch.Tensor:
+    """StyleGAN-V's detector input: uint8 ``[B, 3, T, H, W]`` (``images.permute(0, 2, 1, 3, 4)``).
+
+    With ``resize != "none"`` frames are resized in float and rounded back to uint8.
+    """
+    videos = as_videos(videos)
+    if resize != "none":
+        x, b, t = _frames_float(videos, device)
+        x = resize_frames(x, size, resize).round().clamp(0, 255).to(torch.uint8)
+        videos = x.reshape(b, t, 3, *x.shape[-2:]).permute(0, 1, 3, 4, 2)
+    return videos.to(device).permute(0, 4, 1, 2, 3).contiguous()
+
+
+def inception_input(videos, resize: str = "none", size: int = 299, device="cpu") -> torch.Tensor:
+    """Every frame as uint8 ``[B*T, 3, H, W]`` for the FID Inception (which resizes to 299 itself)."""
+    videos = as_videos(videos)
+    b, t, h, w, _ = videos.shape
+    x = videos.to(device).permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w)
+    if resize == "none":
+        return x.contiguous()
+    if resize == "center_crop":
+        return resize_frames(x, size, resize).contiguous()
+    return resize_frames(x.float(), size, resize).round().clamp(0, 255).to(torch.uint8)

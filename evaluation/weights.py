@@ -1,0 +1,96 @@
+"""Locating local weight files: nothing is downloaded, a missing file gives one clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A feature extractor's weight file (or folder) is not where the configuration points."""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where one extractor's weights usually come from and how a user points to them."""
+
+    what: str          # human name of the network, e.g. "FVD I3D (pytorch-i3d state dict)"
+    filename: str      # the file's usual name
+    source: str        # where it is usually obtained
+    config_key: str    # key in a benchmark config that holds the path
+    env_var: str       # environment variable that holds the path
+
+
+I3D_STATE_DICT = WeightsSpec(
+    what="FVD I3D (Inception-I3D, Kinetics-400, pytorch-i3d state dict)",
+    filename="i3d_pretrained_400.pt",
+    source="VideoGPT's FVD release (wilson1yan/VideoGPT, also shipped by TATS and common_metrics_on_video_quality)",
+    config_key="evaluation.weights.i3d",
+    env_var="MAGICVIDEO_I3D_WEIGHTS",
+)
+I3D_TORCHSCRIPT = WeightsSpec(
+    what="FVD I3D (StyleGAN-V TorchScript detector)",
+    filename="i3d_torchscript.pt",
+    source="StyleGAN-V's metrics (universome/stylegan-v, src/metrics/frechet_video_distance.py: detector_url)",
+    config_key="evaluation.weights.i3d_torchscript",
+    env_var="MAGICVIDEO_I3D_TORCHSCRIPT",
+)
+INCEPTION = WeightsSpec(
+    what="FID Inception-v3 (pt_inception-2015-12-05, pytorch-fid / torch-fidelity layout)",
+    filename="pt_inception-2015-12-05-6726825d.pth",
+    source="pytorch-fid's release 'fid_weights' (mseitzer/pytorch-fid), same file as torch-fidelity's "
+    "weights-inception-2015-12-05-6726825d.pth",
+    config_key="evaluation.weights.inception",
+    env_var="MAGICVIDEO_INCEPTION_WEIGHTS",
+)
+CLIP = WeightsSpec(
+    what="CLIPSIM CLIP ViT-B/32 (transformers folder)",
+    filename="clip-vit-base-patch32/",
+    source="the Hugging Face model openai/clip-vit-base-patch32, saved with save_pretrained",
+    config_key="evaluation.weights.clip",
+    env_var="MAGICVIDEO_CLIP_PATH",
+)
+
+
+def resolve_weights(path: str | os.PathLike | None, spec: WeightsSpec, *, directory: bool = False) -> Path:
+    """The weights path: ``path`` if given, else ``$spec.env_var``; raise one clear error if missing."""
+    raw = path if path is not None else os.environ.get(spec.env_var)
+    if raw is None or str(raw) == "":
+        raise MissingWeightsError(_message(spec, None))
+    p = Path(raw).expanduser()
+    ok = p.is_dir() if directory else p.is_file()
+    if not ok:
+        raise MissingWeightsError(_message(spec, p))
+    return p
+
+
+def _message(spec: WeightsSpec, path: Path | None) -> str:
+    where = f"not found at {path}" if path is not None else "no path given"
+    return (
+        f"{spec.what}: {spec.filename} {where}. It is usually obtained from {spec.source}; nothing is "
+        f"downloaded. Point to it with the config key `{spec.config_key}` or the environment variable "
+        f"{spec.env_var}."
+    )
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (or of a folder's files, in sorted order); memoised by path, size, mtime."""
+    p = Path(path)
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    st = [(q.stat().st_size, q.stat().st_mtime_ns) for q in files]
+    key = (str(p.resolve()), sum(s for s, _ in st), max((m for _, m in st), default=0))
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        for q in files:
+            if p.is_dir():
+                h.update(str(q.relative_to(p)).encode())
+            with open(q, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
