@@ -17,6 +17,7 @@ Precision modes (``precision=``):
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -120,7 +121,9 @@ class StyleGANVI3DExtractor:
         path = weights.resolve_weights(weights_path, weights.I3D_TORCHSCRIPT)
         self.weights_sha256 = weights.file_sha256(path)
         self.device, self.resize, self.precision = torch.device(device), resize, precision
-        self.detector = torch.jit.load(str(path), map_location=self.device).eval()
+        with warnings.catch_warnings():  # torch >= 2.9 deprecates TorchScript; the reference file is one
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.detector = torch.jit.load(str(path), map_location=self.device).eval()
 
     def identity(self) -> dict:
         return {"extractor": self.name, "weights_sha256": self.weights_sha256, "resize": self.resize,
