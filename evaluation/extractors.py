@@ -166,6 +166,7 @@ class InceptionExtractor:
             self.weights_sha256 = "unhashed:in-memory-model"
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.convention = self.model.convention
+        self.num_features = getattr(self.model, "num_features", 2048)
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -202,11 +203,10 @@ def torchmetrics_fid(extractor: InceptionExtractor):
 
 
 class _InceptionModule(torch.nn.Module):
-    num_features = 2048
-
     def __init__(self, extractor: InceptionExtractor):
         super().__init__()
         self.extractor = extractor
+        self.num_features = extractor.num_features
 
     def forward(self, images):
         return self.extractor.images(images)
