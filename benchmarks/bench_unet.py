@@ -30,6 +30,9 @@ from magicvideo.build import build_pipeline, build_unet, load_model_config
 from magicvideo.flops import unet_step_cost
 
 
+PROFILE = False
+
+
 def cuda_time(fn, warmup: int = 3, iters: int = 10) -> float:
     """Median seconds of fn() over `iters` runs, timed with CUDA events after `warmup` runs."""
     for _ in range(warmup):
@@ -76,6 +79,7 @@ def magicvideo_step_inputs(cfg, batch: int, dtype, channels_last: bool = False):
 
 
 def bench_variants(batch: int, peak: float, compile_modes: list[str]) -> list[dict]:
+    """One CFG step under each optimisation, each measured from the same weights."""
     cfg = load_model_config("sd15")
     dtype = torch.bfloat16
     with torch.device("cuda"):
@@ -95,18 +99,27 @@ def bench_variants(batch: int, peak: float, compile_modes: list[str]) -> list[di
 
     run("eager (SDPA)", unet)
     unet.to(memory_format=torch.channels_last)
-    run("+ channels_last", unet)
+    run("eager + channels_last", unet)
+    unet.to(memory_format=torch.contiguous_format)
     unet.fuse_qkv_projections()
-    run("+ fused QKV", unet)
+    run("eager + fused QKV", unet)
     for mode in compile_modes:
         torch._dynamo.reset()
-        compiled = torch.compile(unet, mode=None if mode == "default" else mode, fullgraph=False)
+        compiled = torch.compile(unet, mode=None if mode == "default" else mode)
         start = time.perf_counter()
         with torch.no_grad():
             compiled(x, t, ehs, fps=fps)
         torch.cuda.synchronize()
         print(f"compile {mode}: {time.perf_counter() - start:.0f} s", flush=True)
-        run(f"+ torch.compile ({mode})", compiled)
+        run(f"fused QKV + torch.compile ({mode})", compiled)
+        if PROFILE and mode == "default":
+            from torch.profiler import ProfilerActivity, profile
+
+            with torch.no_grad(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    compiled(x, t, ehs, fps=fps)
+                torch.cuda.synchronize()
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=90))
     return rows
 
 
@@ -130,6 +143,8 @@ def bench_diffusers_baselines(batch: int, peak: float, compile_it: bool) -> list
         model = model.to(dtype).eval()
         x = torch.randn(2 * batch, 4, f, s, s, device="cuda", dtype=dtype)
         ehs = torch.randn(2 * batch, 77, ctx_dim, device="cuda", dtype=dtype)
+        if isinstance(model, UNetMotionModel):  # its pipeline passes text embeddings per frame
+            ehs = ehs.repeat_interleave(f, dim=0)
         t = torch.full((2 * batch,), 500, device="cuda")
         flops = count_flops(model, (x, t, ehs), {"return_dict": False})
         variants = [("eager (SDPA)", model)]
@@ -195,10 +210,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1, help="clips per step for the variant comparison")
     ap.add_argument("--batches", default="1,2,4,8")
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--compile-modes", default="default,max-autotune-no-cudagraphs,reduce-overhead")
+    ap.add_argument("--compile-modes", default="default,reduce-overhead")
+    ap.add_argument("--baseline-compile", action="store_true", help="also time diffusers' models compiled")
+    ap.add_argument("--skip-variants", action="store_true")
     ap.add_argument("--pipeline-compile", default="default", help="compile mode for the pipeline part, or none")
     ap.add_argument("--json")
+    ap.add_argument("--profile", action="store_true", help="print the top CUDA kernels of the compiled step")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -208,8 +228,8 @@ def main() -> None:
     result: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "peak_tflops": peak / 1e12}
     modes = [m for m in args.compile_modes.split(",") if m]
     if args.part in ("steps", "all"):
-        rows = bench_variants(args.batch, peak, modes)
-        rows += bench_diffusers_baselines(args.batch, peak, compile_it="default" in modes)
+        rows = [] if args.skip_variants else bench_variants(args.batch, peak, modes)
+        rows += bench_diffusers_baselines(args.batch, peak, compile_it=args.baseline_compile)
         result["steps"] = rows
         print(f"\nOne CFG denoising step, {args.batch} clip(s) x 16 frames x 32x32 latents, bf16:")
         print(table(rows, ["model", "variant", "ms_per_step", "tflops", "mfu", "peak_gib"]))

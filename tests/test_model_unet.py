@@ -38,7 +38,7 @@ def test_inflation_copies_every_2d_weight_and_lists_new_ones(tiny_unet2d):
     new = set(video.new_parameters)
     assert new == set(own) - set(tiny_unet2d.state_dict())
     assert any(".attn_temp." in k for k in new) and any(k.endswith("adaptor_scale") for k in new)
-    assert "class_embedding.linear_2.weight" in new
+    assert "fps_embedding.linear_2.weight" in new
     # every 2D conv is adapted, every transformer block is spatio-temporal
     assert not any(type(m) is torch.nn.Conv2d for m in video.modules())
     from diffusers.models.attention import BasicTransformerBlock
@@ -103,7 +103,7 @@ def test_fps_conditioning_changes_output_once_trained(tiny_unet2d):
     x, t, text = _inputs()
     with torch.no_grad():
         same = (video(x, t, text, fps=4.0).sample - video(x, t, text, fps=30.0).sample).abs().max()
-        torch.nn.init.normal_(video.class_embedding.linear_2.weight)
+        torch.nn.init.normal_(video.fps_embedding.linear_2.weight)
         differ = (video(x, t, text, fps=4.0).sample - video(x, t, text, fps=30.0).sample).abs().max()
     assert same == 0 and differ > 1e-3
 

@@ -42,6 +42,7 @@ from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrain
 # loader by looking up diffusers' base classes in the module that defines it)
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.utils import BaseOutput
 from torch import nn
 
@@ -294,8 +295,6 @@ class MagicVideoUNet(UNet2DConditionModel):
             raise ValueError(f"temporal_attention must be one of {TEMPORAL_MODES}, got {temporal_attention!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        # The FPS embedding uses diffusers' "timestep" class embedding: Sin -> Linear -> SiLU -> Linear,
-        # added to the timestep embedding (eq. 5).
         super().__init__(
             sample_size=sample_size,
             in_channels=in_channels,
@@ -317,11 +316,14 @@ class MagicVideoUNet(UNet2DConditionModel):
             num_attention_heads=num_attention_heads,
             use_linear_projection=use_linear_projection,
             upcast_attention=upcast_attention,
-            class_embed_type="timestep" if fps_conditioning else None,
         )
         if fps_conditioning:
-            nn.init.zeros_(self.class_embedding.linear_2.weight)
-            nn.init.zeros_(self.class_embedding.linear_2.bias)
+            # eq. 5: Linear(SiLU(Linear(Sin(nu)))), Sin being the timestep's sinusoidal projection.
+            self.fps_embedding = TimestepEmbedding(
+                self.time_embedding.linear_1.in_features, self.time_embedding.linear_2.out_features, act_fn=act_fn
+            )
+            nn.init.zeros_(self.fps_embedding.linear_2.weight)
+            nn.init.zeros_(self.fps_embedding.linear_2.bias)
         _inflate_modules(self, num_frames, use_adaptor, temporal_attention)
 
     # ---- inflation from an image model ---------------------------------------------------
@@ -374,6 +376,13 @@ class MagicVideoUNet(UNet2DConditionModel):
         return cls.from_unet2d(unet2d, num_frames=num_frames, **options)
 
     # ---- forward ------------------------------------------------------------------------------
+
+    def get_class_embed(self, sample: torch.Tensor, class_labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The FPS embedding of eq. 5 (diffusers' U-Net adds this to the timestep embedding)."""
+        if not self.config.fps_conditioning:
+            return None
+        nu = self.time_proj(class_labels).to(dtype=sample.dtype)
+        return self.fps_embedding(nu)
 
     def forward(  # type: ignore[override]
         self,
@@ -478,5 +487,5 @@ def _is_video_key(key: str) -> bool:
         or key.startswith("adaptor_")
         or ".attn_temp." in key
         or ".norm_temp." in key
-        or key.startswith("class_embedding.")
+        or key.startswith("fps_embedding.")
     )
