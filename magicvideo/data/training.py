@@ -75,7 +75,8 @@ class VideoTextDataset(torch.utils.data.Dataset):
                 resize=self.resize, fps=row["fps"], skipped=self.skipped, item=row["videoid"], on_error=self.on_error,
             )  # fmt: skip
             if clip is not None:
-                video = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+                # numpy, not torch ops: no intra-op thread pool inside DataLoader workers
+                video = torch.from_numpy(clip.frames.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(127.5) - 1)
                 return {
                     "video": video,
                     "caption": row["name"],

@@ -13,7 +13,9 @@ Two samplers, both pure functions of (frame count, parameters, seed) so they can
   seeded by ``(seed, key)`` (key = the video id), so it does not depend on iteration order.
 
 Resizing (:func:`resize_frames`) is done in torch with ``F.interpolate(mode="bilinear",
-antialias=True, align_corners=False)`` on float frames, rounded back to uint8:
+antialias=True, align_corners=False)`` directly on the uint8 frames in channels-last layout (torch's
+uint8 antialias kernel, the one torchvision's ``Resize(antialias=True)`` runs on uint8 tensors;
+within 1 grey level of the float path and ~10x faster on the CPU):
 
 - ``squash``: straight to ``size x size``, aspect ratio not kept;
 - ``short_side_crop``: the shorter side scaled to ``size`` (longer side rounded to the nearest
@@ -144,9 +146,10 @@ def resize_frames(frames: np.ndarray, size: int | None, mode: ResizeMode = "shor
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        # (F, H, W, 3) viewed as channels-last NCHW: torch's uint8 antialiased bilinear kernel
+        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.uint8)).permute(0, 3, 1, 2)
         x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)
-        frames = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        frames = x.permute(0, 2, 3, 1).numpy()
     top, left = (out_h - size) // 2, (out_w - size) // 2
     return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
 
