@@ -60,17 +60,12 @@ def check_frames(videos: torch.Tensor, num_frames: int | None = None, min_frames
         raise ValueError(f"the extractor needs at least {min_frames} frames per clip, got {t}")
 
 
-def float_to_uint8(x: torch.Tensor, convention: str = "stylegan") -> torch.Tensor:
-    """Frames in [-1, 1] to uint8.
+def float_to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Frames in [-1, 1] to uint8 as StyleGAN-V's generator loop: ``(x * 127.5 + 128).clamp(0, 255)``, truncated.
 
-    ``"stylegan"``: ``(x * 127.5 + 128).clamp(0, 255)`` truncated, as StyleGAN-V's
-    ``compute_feature_stats_for_generator``; ``"round"``: ``((x + 1) * 127.5).round()``.
+    (For x >= -1 this equals rounding ``(x + 1) * 127.5`` half up.)
     """
-    if convention == "stylegan":
-        return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    if convention == "round":
-        return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    raise ValueError(f"convention must be 'stylegan' or 'round', got {convention!r}")
+    return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
 def resize_frames(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
