@@ -178,10 +178,11 @@ class SpatioTemporalBlock(nn.Module):
 
     def __init__(self, block: BasicTransformerBlock, num_frames: int, temporal_attention: str) -> None:
         super().__init__()
-        if block.norm_type != "layer_norm" or block.pos_embed is not None or block.only_cross_attention:
+        if (block.norm_type != "layer_norm" or block.pos_embed is not None or block.only_cross_attention
+                or block.attn2 is None):
             raise ValueError(
                 "MagicVideoUNet supports Stable Diffusion 1.x/2.x transformer blocks only "
-                f"(layer_norm, no positional embedding); got norm_type={block.norm_type!r}"
+                f"(layer_norm, cross-attention, no positional embedding); got norm_type={block.norm_type!r}"
             )
         for name in ("norm1", "attn1", "norm2", "attn2", "norm3", "ff"):
             setattr(self, name, getattr(block, name))
@@ -207,9 +208,18 @@ class SpatioTemporalBlock(nn.Module):
         num_frames = kwargs.pop("num_frames", self.num_frames)
         x = hidden_states
         s = x + self.attn1(self.norm1(x), attention_mask=attention_mask, **kwargs)
-        s = s + self.attn2(
-            self.norm2(s), encoder_hidden_states=encoder_hidden_states, attention_mask=encoder_attention_mask, **kwargs
+        # Cross-attention is per query, so the frames of a clip are folded into the token axis and
+        # attend to the clip's text once: ``(b f) n c -> b (f n) c``. Same result as repeating the
+        # text for every frame, with the key/value projections computed once per clip, not per frame.
+        bf, n, c = s.shape
+        b = encoder_hidden_states.shape[0]
+        cross = self.attn2(
+            self.norm2(s).reshape(b, (bf // b) * n, c),
+            encoder_hidden_states=encoder_hidden_states,
+            attention_mask=encoder_attention_mask,
+            **kwargs,
         )
+        s = s + cross.reshape(bf, n, c)
         if self.temporal_attention != "none":
             s = s + self.attn_temp(self.norm_temp(x), num_frames)
         return s + self.ff(self.norm3(s))
@@ -397,7 +407,8 @@ class MagicVideoUNet(UNet2DConditionModel):
         Args:
             sample: noisy latents ``(batch, in_channels, frames, height, width)``.
             timestep: diffusion step, a scalar or one per clip ``(batch,)``.
-            encoder_hidden_states: conditioning tokens ``(batch, tokens, cross_attention_dim)``
+            encoder_hidden_states: conditioning tokens ``(batch, tokens, cross_attention_dim)``, one
+                set per clip
                 (text embeddings, or CLIP image embeddings for unsupervised pre-training).
             fps: the clip's frame rate nu of eq. 5, a scalar or ``(batch,)``; required when
                 ``fps_conditioning`` is on.
@@ -429,7 +440,7 @@ class MagicVideoUNet(UNet2DConditionModel):
         out = super().forward(
             x,
             timestep.repeat_interleave(f),
-            encoder_hidden_states.repeat_interleave(f, dim=0),
+            encoder_hidden_states,  # one copy per clip: SpatioTemporalBlock folds frames into tokens
             class_labels=class_labels,
             cross_attention_kwargs={"num_frames": f},
             return_dict=False,
