@@ -31,6 +31,7 @@ from magicvideo.flops import unet_step_cost
 
 
 PROFILE = False
+INDUCTOR_TUNING = False
 
 
 def cuda_time(fn, warmup: int = 3, iters: int = 10) -> float:
@@ -169,10 +170,7 @@ def bench_pipeline(batches: list[int], peak: float, compile_mode: str | None, st
     cfg = load_model_config("sd15")
     pipe = build_pipeline(cfg, weights="random").to("cuda", torch.bfloat16)
     pipe.set_progress_bar_config(disable=True)
-    pipe.unet.to(memory_format=torch.channels_last)
-    pipe.unet.fuse_qkv_projections()
-    if compile_mode:
-        pipe.unet = torch.compile(pipe.unet, mode=None if compile_mode == "default" else compile_mode)
+    pipe.enable_fast_inference(compile_mode, inductor_tuning=INDUCTOR_TUNING)
     rows = []
     for batch in batches:
         prompts = [f"prompt {i}" for i in range(batch)]
@@ -215,10 +213,13 @@ def main() -> None:
     ap.add_argument("--skip-variants", action="store_true")
     ap.add_argument("--pipeline-compile", default="default", help="compile mode for the pipeline part, or none")
     ap.add_argument("--json")
+    ap.add_argument("--inductor-tuning", action="store_true", help="pipeline part: 1x1 convs as matmuls, "
+                    "coordinate-descent tuning (MagicVideoPipeline.enable_fast_inference)")
     ap.add_argument("--profile", action="store_true", help="print the top CUDA kernels of the compiled step")
     args = ap.parse_args()
-    global PROFILE
+    global PROFILE, INDUCTOR_TUNING
     PROFILE = args.profile
+    INDUCTOR_TUNING = args.inductor_tuning
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -237,7 +238,8 @@ def main() -> None:
         mode = None if args.pipeline_compile == "none" else args.pipeline_compile
         rows = bench_pipeline([int(b) for b in args.batches.split(",")], peak, mode, args.steps)
         result["pipeline"] = rows
-        print(f"\nsd15 pipeline, {args.steps} DDIM steps with CFG + VideoVAE decode, bf16, compile={mode}:")
+        print(f"\nsd15 pipeline, {args.steps} DDIM steps with CFG + VideoVAE decode, bf16, compile={mode}, "
+              f"inductor tuning={args.inductor_tuning}:")
         print(table(rows, ["batch", "s_per_clip", "denoise_s", "decode_s", "tflops", "mfu", "peak_gib"]))
     if args.json:
         with open(args.json, "w") as fh:
