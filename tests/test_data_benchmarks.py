@@ -129,6 +129,43 @@ def test_root_from_environment_and_clear_errors(data_shapes_dir, tmp_path, monke
         load_benchmark("msrvtt", root=tmp_path).reference_videos()
 
 
+def test_msrvtt_official_sizes(tmp_path):
+    """The official split: 2,990 test videos x 20 captions -> 2,990 prompts (or 59,800); a
+    train_val-style file with other splits keeps only `split: test`."""
+    videos = [{"video_id": f"video{i}", "id": i, "split": "test" if i >= 7010 else "train", "category": 0,
+               "url": "", "start time": 0.0, "end time": 10.0} for i in range(6990, 10000)]  # fmt: skip
+    sentences = [{"caption": f"caption {k} of video {i}", "video_id": f"video{i}", "sen_id": 20 * i + k}
+                 for i in range(6990, 10000) for k in range(20)]  # fmt: skip
+    (tmp_path / "test_videodatainfo.json").write_text(json.dumps({"info": {}, "videos": videos, "sentences": sentences}))
+    bench = load_benchmark("msrvtt", root=tmp_path)
+    prompts = bench.manifest()
+    assert len(prompts) == 2990 and prompts[0].video_id == "video7010" and prompts[-1].video_id == "video9999"
+    assert len({p.prompt_id for p in prompts}) == 2990
+    assert len({int(p.prompt_id.rsplit("/", 1)[1]) % 20 for p in prompts}) == 20  # not always the first caption
+    bench.config.captions = "all"
+    assert len(bench.manifest()) == 59800
+    with pytest.raises(FileNotFoundError, match="no MSR-VTT videos found"):
+        bench.reference_videos()
+
+
+def test_ucf101_shipped_config_gives_10100_prompts(tmp_path):
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("".join(f"{i + 1} Class{chr(65 + i // 26)}{chr(65 + i % 26)}x\n" for i in range(101)))
+    prompts = load_benchmark("ucf101", root=tmp_path).manifest()
+    assert len(prompts) == 10100 and len({p.prompt_id for p in prompts}) == 10100
+
+
+def test_wrong_paths_name_the_key(data_shapes_dir, tmp_path):
+    cfg = tmp_path / "b.yaml"
+    cfg.write_text(f"kind: shapes\nroot: {data_shapes_dir}\nannotations: nope.json\n")
+    with pytest.raises(FileNotFoundError, match=r"key `annotations` = 'nope.json'"):
+        load_benchmark(cfg).manifest()
+    cfg.write_text(f"kind: shapes\nroot: {tmp_path / 'absent'}\n")
+    with pytest.raises(FileNotFoundError, match=r"dataset folder .* not found: .*absent \(from key `root` of"):
+        load_benchmark(cfg).manifest()
+
+
 @pytest.mark.parametrize(
     "yaml_text, where",
     [

@@ -150,7 +150,12 @@ class Benchmark:
         self.name = config.name
         self.protocol = config.protocol
         self.config_path = config_path
-        given = root if root is not None else os.environ.get(config.root_env) or config.root
+        if root is not None:
+            given, self._root_origin = root, "the root argument"
+        elif os.environ.get(config.root_env):
+            given, self._root_origin = os.environ[config.root_env], f"${config.root_env}"
+        else:
+            given, self._root_origin = config.root, f"key `root` of {config_path or 'the config'}"
         self.root = Path(given).expanduser().resolve() if given else None
 
     # -- to implement
@@ -162,15 +167,20 @@ class Benchmark:
         return [], []
 
     # -- shared
-    def path(self, rel: str, what: str) -> Path:
-        """``root / rel``, or FileNotFoundError naming the file, its source and the overrides."""
+    def path(self, rel: str, what: str, key: str) -> Path:
+        """``root / rel``, or FileNotFoundError naming the file, the config key, the dataset's
+        usual source and the ways to point at it."""
         if self.root is None:
-            raise FileNotFoundError(
-                f"benchmark {self.name!r} has no dataset folder: {self._how_to_point()}"
-            )
+            raise FileNotFoundError(f"benchmark {self.name!r} has no dataset folder: {self._how_to_point()}")
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset folder of benchmark {self.name!r} not found: {self.root} "
+                                    f"(from {self._root_origin}); {self._how_to_point()}")
         p = self.root / rel
         if not p.exists():
-            raise FileNotFoundError(f"{what} not found: {p} ({self.source}); {self._how_to_point()}")
+            raise FileNotFoundError(
+                f"{what} not found: {p} (key `{key}` = {rel!r}, under root {self.root}; {self.source}); "
+                f"{self._how_to_point()}"
+            )
         return p
 
     def _how_to_point(self) -> str:
@@ -256,7 +266,7 @@ class MSRVTTBenchmark(Benchmark):
         if getattr(self, "_ann", None) is None:
             import json
 
-            path = self.path(self.config.annotations, "annotation file")
+            path = self.path(self.config.annotations, "MSR-VTT annotation file", "annotations")
             try:
                 data = json.loads(path.read_text())
                 videos = [v for v in data["videos"] if v.get("split", self.config.split) == self.config.split]
@@ -333,7 +343,7 @@ class ShapesBenchmark(MSRVTTBenchmark):
     config: ShapesConfig
 
     def train_csv(self) -> Path:
-        return self.path(self.config.train_csv, "shapes training CSV")
+        return self.path(self.config.train_csv, "shapes training CSV", "train_csv")
 
 
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -351,7 +361,7 @@ class UCF101Benchmark(Benchmark):
     config: UCF101Config
 
     def classes(self) -> list[str]:
-        path = self.path(self.config.class_index, "UCF-101 class index")
+        path = self.path(self.config.class_index, "UCF-101 class index", "class_index")
         names = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
             if line.strip():
@@ -363,7 +373,7 @@ class UCF101Benchmark(Benchmark):
 
     def test_entries(self) -> list[tuple[str, str]]:
         """(class name as in classInd, relative video path) per test-list line."""
-        path = self.path(self.config.test_list, "UCF-101 test list")
+        path = self.path(self.config.test_list, "UCF-101 test list", "test_list")
         by_lower = {c.lower(): c for c in self.classes()}
         out = []
         for n, line in enumerate(path.read_text().splitlines(), 1):
@@ -402,7 +412,7 @@ class UCF101Benchmark(Benchmark):
 
     def _video_paths(self) -> dict[str, Path]:
         """Relative path (lower case) -> file; case-insensitive, as UCF-101's names vary in case."""
-        vdir = self.path(self.config.video_dir, "UCF-101 video folder")
+        vdir = self.path(self.config.video_dir, "UCF-101 video folder", "video_dir")
         out = {}
         for dirpath, _, files in os.walk(vdir):
             for f in files:
@@ -435,7 +445,7 @@ class WebVidBenchmark(Benchmark):
     config: WebVidConfig
 
     def rows(self) -> list[dict]:
-        return read_video_csv(self.path(self.config.csv, "WebVid CSV"), self.root, self.config.video_dir)
+        return read_video_csv(self.path(self.config.csv, "WebVid CSV", "csv"), self.root, self.config.video_dir)
 
     def _subset(self) -> list[dict]:
         rows = self.rows()
@@ -495,7 +505,7 @@ class DrawBenchBenchmark(Benchmark):
     config: DrawBenchConfig
 
     def manifest(self) -> list[PromptRecord]:
-        path = self.path(self.config.prompts, "DrawBench prompts file")
+        path = self.path(self.config.prompts, "DrawBench prompts file", "prompts")
         items: list[tuple[str, str | None]] = []
         if path.suffix.lower() == ".csv":
             with open(path, newline="") as f:
