@@ -41,6 +41,7 @@ def _progress():
 def _shapes(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from magicvideo.configs import validate_config
     from magicvideo.data.benchmarks import ShapesConfig, load_benchmark_config
     from magicvideo.data.shapes import ShapesSpec, write_shapes
 
@@ -48,7 +49,7 @@ def _shapes(args: argparse.Namespace) -> int:
     if not isinstance(config, ShapesConfig):
         raise ValueError(f"--config {args.config}: not a shapes benchmark (kind {config.kind})")
     overrides = {k: v for k in ("train", "test", "size", "seed") if (v := getattr(args, k)) is not None}
-    spec = ShapesSpec.model_validate({**config.generate.model_dump(), **overrides})
+    spec = validate_config({**config.generate.model_dump(), **overrides}, ShapesSpec, source="options")
     out = args.out_dir
     if out.exists() and any(out.iterdir()) and not (out / "shapes.json").exists() and not (out / "TestVideo").exists():
         raise ValueError(f"{out} exists and is not a shapes benchmark folder; choose an empty or new folder")

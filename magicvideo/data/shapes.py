@@ -306,8 +306,12 @@ def write_shapes(
     if any(_param_key(c) in train_keys for c in clips["test"]):
         raise RuntimeError("a test clip repeats a training clip's parameters; choose another seed")
     jobs = [(spec, c.split, c.index, str(clip_path(out, c))) for split in ("test", "train") for c in clips[split]]
+    wanted = {Path(job[3]) for job in jobs}
     for split_dir in ("TestVideo", "train"):
         (out / split_dir).mkdir(exist_ok=True)
+        for stale in (out / split_dir).glob("*.mp4"):  # clips of an earlier, larger run
+            if stale not in wanted:
+                stale.unlink()
     frames = 0
     n_workers = (os.cpu_count() or 1) if workers is None else workers
     if n_workers <= 1 or len(jobs) < 32:
