@@ -342,5 +342,7 @@ def test_cli_shapes_and_manifest(tmp_path, data_msrvtt_dir, capsys):
     assert "prompts" in text and "too short" in text and "unreadable" in text and "missing file" in text
     records = read_manifest(manifest)
     assert len(records) == 6 and isinstance(records[0], PromptRecord)
+    assert _run(["data", "manifest", cfg, "--out", str(manifest), "--limit", "2", "--no-probe"]) == 0
+    assert [r.video_id for r in read_manifest(manifest)] == ["video7010", "video7011"]
     with pytest.raises(FileNotFoundError, match="MAGICVIDEO_UCF101_ROOT"):
         _run(["data", "manifest", "ucf101", "--root", str(tmp_path)])

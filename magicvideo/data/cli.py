@@ -27,6 +27,7 @@ def add_data(subparsers) -> None:
     m.add_argument("--root", type=Path, help="dataset folder (overrides the config's root and its environment variable)")
     m.add_argument("--out", type=Path, help="manifest file (default: print the summary only)")
     m.add_argument("--no-probe", action="store_true", help="only check that reference files exist, do not open them")
+    m.add_argument("--limit", type=int, help="keep only the first N prompts (a smoke run)")
     m.set_defaults(func=_manifest)
 
 
@@ -75,6 +76,10 @@ def _manifest(args: argparse.Namespace) -> int:
     from magicvideo.data.records import Scan, write_manifest
 
     bench = load_benchmark(args.benchmark, root=args.root)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        bench.config.limit = args.limit
     console = Console()
     probe = bench.has_references and not args.no_probe
     prompts = bench.manifest()
