@@ -35,7 +35,7 @@ Python API::
   :func:`sample_clip`, :func:`render`, :func:`write_shapes`; CLI ``magicvideo data shapes OUT``.
 
 CLI: ``magicvideo data shapes OUT_DIR [--train N] [--test M] [--size S] [--seed K]`` and
-``magicvideo data manifest BENCHMARK [--root DIR] [--out FILE] [--no-probe]``.
+``magicvideo data manifest BENCHMARK [--root DIR] [--out FILE] [--no-probe] [--limit N]``.
 """
 
 from magicvideo.data.benchmarks import (
