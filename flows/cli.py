@@ -1,0 +1,108 @@
+"""``magicvideo eval`` / ``compare`` / ``sweep`` (entry points in pyproject.toml).
+
+``eval`` runs the same ``eval`` flow a deployment runs, with no server: Prefect's embedded mode
+(unless ``PREFECT_API_URL`` is set), a local Ray (or ``--ray-address``), SQLite MLflow in the
+working directory (or ``MLFLOW_TRACKING_URI`` / ``--tracking-uri``).
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate checkpoints on a benchmark (Prefect flow, Ray, MLflow)")
+    p.add_argument("benchmark", help="configs/benchmarks/<name>.yaml or a YAML path")
+    p.add_argument("--checkpoint", action="append", required=True, help="saved pipeline folder (repeatable)")
+    p.add_argument("--config", help="configs/eval/<name>.yaml (default: the benchmark's name, if present)")
+    p.add_argument("--root", help="benchmark dataset folder")
+    p.add_argument("--samples-per-prompt", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="first N prompts (smoke run)")
+    p.add_argument("--steps", type=int, help="denoising steps")
+    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--scheduler")
+    p.add_argument("--output-root")
+    p.add_argument("--ray-address", help="'auto' or ray://host:10001 (default: a local Ray)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="any config key, e.g. --set metrics.bootstrap=0 --set metrics.fid=null")
+    p.set_defaults(func=run_eval)
+
+
+def _overrides(args) -> dict:
+    o: dict = {}
+    if args.root:
+        o["benchmark_root"] = args.root
+    sampler = {k: v for k, v in (("num_inference_steps", args.steps), ("guidance_scale", args.guidance_scale),
+                                 ("scheduler", args.scheduler)) if v is not None}
+    if sampler:
+        o["sampler"] = sampler
+    if args.tracking_uri:
+        o["tracking"] = {"uri": args.tracking_uri}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        d = o
+        *parents, last = key.split(".")
+        for k in parents:
+            d = d.setdefault(k, {})
+        d[last] = value
+    return o
+
+
+def run_eval(args) -> int:
+    from flows.eval_flow import eval_flow
+
+    rows = eval_flow(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
+                     samples_per_prompt=args.samples_per_prompt, seed=args.seed, limit=args.limit,
+                     output_root=args.output_root, ray_address=args.ray_address, overrides=_overrides(args))
+    _print_rows(rows)
+    return 0
+
+
+def _print_rows(rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    cols = [c for c in ("checkpoint", "step", "fvd", "fvd_ci_low", "fvd_ci_high", "fid", "fid_ci_low", "fid_ci_high",
+                        "clips_per_s") if any(c in r for r in rows)]
+    t = Table(*cols)
+    for r in rows:
+        t.add_row(*[f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
+    Console().print(t)
+
+
+def add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="checkpoint x metric tables from MLflow, metric-vs-step plots")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--experiment", default="magicvideo-eval")
+    p.add_argument("--benchmark", action="append", help="only these benchmarks")
+    p.add_argument("--plots", default="compare_plots", help="folder for <benchmark>_<metric>.png")
+    p.set_defaults(func=run_compare)
+
+
+def run_compare(args) -> int:
+    from flows.compare import compare
+
+    tables = compare(args.tracking_uri, args.experiment, args.plots, args.benchmark)
+    if not tables:
+        print("no finished eval runs found")
+        return 1
+    for bench, table in tables.items():
+        print(f"\n== {bench}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\nplots in {args.plots}/")
+    return 0
+
+
+def add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="evaluate every new checkpoint of a folder (what the nightly deployment runs)")
+    p.add_argument("watch_dir")
+    p.add_argument("--benchmark", action="append")
+    p.add_argument("--config")
+    p.set_defaults(func=lambda a: print(__import__("flows.eval_flow", fromlist=["x"]).sweep_flow(
+        watch_dir=a.watch_dir, benchmarks=a.benchmark, config=a.config)) or 0)

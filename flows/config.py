@@ -1,0 +1,119 @@
+"""Settings of the ``eval`` flow: one typed model, loaded from ``configs/eval/<name>.yaml``.
+
+A flow run's *resolved* config (file + flow parameters) is what MLflow records as params, so two
+runs with the same params generated the same samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from magicvideo.configs import StrictModel, load_config, validate_config
+
+
+class CheckpointSpec(StrictModel):
+    """One checkpoint: a saved ``MagicVideoPipeline`` folder (``save_pretrained``)."""
+
+    path: str                             # the folder (model_index.json inside)
+    label: str | None = None              # a name for tables (default: the folder name)
+    ablation: str | None = None           # ablation variant this checkpoint is (ablations path)
+    step: int | None = None               # training step; default read from the folder (flows.checkpoints)
+
+
+class SamplerSettings(StrictModel):
+    """How each clip is sampled; all of it is part of a sample's content address."""
+
+    scheduler: str = "ddim"               # a diffusers scheduler name (MagicVideoPipeline.set_scheduler)
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = 7.5           # 1 disables classifier-free guidance
+    fps: float = 8.0                      # nu of the FPS conditioning (eq. 5)
+    negative_prompt: str = ""
+    eta: float = 0.0
+
+
+class RaySettings(StrictModel):
+    """Where and how generation runs."""
+
+    address: str | None = None            # None: a local Ray in the flow process; "auto" / "ray://host:10001"
+    num_actors: int | None = Field(None, ge=1)  # None: one per GPU in the cluster, else 1
+    num_gpus_per_actor: float | None = None     # None: 1 when the cluster has GPUs, else 0 (CPU actor)
+    num_cpus_per_actor: float = 1
+    batch_size: int = Field(4, ge=1)      # clips per actor call (one pipeline call)
+    max_in_flight_per_actor: int = Field(2, ge=1)  # queued calls per actor: bounds memory, hides latency
+    max_restarts: int = Field(1, ge=0)    # Ray restarts of a dead actor (it reloads its pipeline)
+    shutdown: bool = False                # shut down a Ray the flow itself started when it ends
+
+
+class FrechetSettings(StrictModel):
+    """One Fréchet metric (FVD or FID): extractor weights and protocol (evaluation.PROTOCOLS)."""
+
+    extractor: Literal["i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid"]
+    weights: str | None = None            # None: the extractor's environment variable
+    protocol: str | None = None           # None: the extractor's default protocol
+    precision: str = "fp32"
+
+
+class MetricSettings(StrictModel):
+    device: str = "auto"                  # feature extraction device: auto = cuda when available
+    batch_size: int = Field(8, ge=1)      # clips per extractor call
+    bootstrap: int = Field(100, ge=0)     # bootstrap replicates for 95% intervals (0: none)
+    max_reference_clips: int | None = None  # None: every reference clip of the benchmark
+    fvd: FrechetSettings | None = FrechetSettings(extractor="i3d_pytorch")
+    fid: FrechetSettings | None = FrechetSettings(extractor="inception_v3_fid")
+    cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
+
+
+class TrackingSettings(StrictModel):
+    uri: str | None = None                # None: $MLFLOW_TRACKING_URI, else sqlite mlflow.db in the working dir
+    experiment: str = "magicvideo-eval"
+    grid_samples: int = Field(8, ge=0)    # clips tiled into the sample-grid video artifact
+
+
+class EvalConfig(StrictModel):
+    """Everything an ``eval`` flow run needs (configs/eval/*.yaml; flow parameters override)."""
+
+    benchmark: str = "shapes"             # configs/benchmarks/<name>.yaml or a YAML path
+    benchmark_root: str | None = None     # dataset folder (else the benchmark config / env var)
+    checkpoints: list[CheckpointSpec] = Field(default_factory=list)
+    samples_per_prompt: int = Field(1, ge=1)
+    seed: int = 0                         # run seed; each sample's seed derives from it and the sample id
+    limit: int | None = Field(None, ge=1)  # first N prompts only (smoke run)
+    output_root: str = "outputs/eval"     # samples, features, results (content-addressed, reusable)
+    sampler: SamplerSettings = SamplerSettings()
+    ray: RaySettings = RaySettings()
+    metrics: MetricSettings = MetricSettings()
+    tracking: TrackingSettings = TrackingSettings()
+
+    @field_validator("checkpoints", mode="before")
+    @classmethod
+    def _paths(cls, v):
+        return [{"path": c} if isinstance(c, (str, Path)) else c for c in (v or [])]
+
+
+def resolve_config(config: str | None = None, overrides: dict | None = None) -> EvalConfig:
+    """``configs/eval/<config>.yaml`` (or defaults) with ``overrides`` merged in (nested dicts merge)."""
+    base = load_config(config, EvalConfig, "eval").model_dump() if config else EvalConfig().model_dump()
+    merged = _merge(base, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return validate_config(merged, EvalConfig, source=f"eval config {config or '<defaults>'} + parameters")
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}`` (MLflow params)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = str(v)
+    return out

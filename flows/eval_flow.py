@@ -1,0 +1,341 @@
+"""The ``eval`` flow: manifest -> reference statistics (cached) -> generation -> features ->
+metrics -> tracking, one Prefect task per stage and checkpoint (never one per prompt).
+
+Prefect tasks run on the default thread pool (STACK.md: ``RayTaskRunner`` in embedded mode starts
+a Prefect server per Ray worker); the GPU work of generation goes through long-lived Ray actors
+called from inside the generation task (``flows.generation``). Only this process writes to MLflow.
+
+Also here: the ``sweep`` flow (nightly: every new checkpoint of a watched folder on the configured
+benchmarks) and the ablations summary (table + Fig. 7-style bar chart) that ``eval`` produces when
+its checkpoints carry ``ablation`` labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
+    update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows import generation, metrics as fm, plots, tracking
+from flows.config import CheckpointSpec, EvalConfig, flatten, resolve_config
+from flows.store import checkpoint_id, checkpoint_step, is_checkpoint, plan_samples, read_sample, sample_path
+
+METRICS = ("fvd", "fid")
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _logger():
+    try:
+        return get_run_logger()
+    except Exception:  # called outside a run (tests of helpers)
+        import logging
+
+        return logging.getLogger("flows")
+
+
+def ensure_ray(settings) -> bool:
+    """Connect to ``settings.address`` or start a local Ray; returns True when this call started it.
+
+    Ray 2.60's token authentication stays on: a local Ray uses ``RAY_AUTH_TOKEN_PATH`` /
+    ``RAY_AUTH_TOKEN`` when set, else writes ``~/.ray/auth_token``; a cluster needs the same token.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    mode = os.environ.get("RAY_AUTH_MODE", "token (Ray's default)")
+    _logger().info("Ray: %s, auth mode %s", settings.address or "local", mode)
+    ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    return True
+
+
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return flow_run.id
+
+
+# ------------------------------------------------------------------------------------------ tasks
+@task(name="manifest", cache_policy=NO_CACHE)
+def manifest_task(cfg: EvalConfig):
+    from magicvideo.data import load_benchmark
+
+    bench = load_benchmark(cfg.benchmark, root=cfg.benchmark_root)
+    records = bench.manifest()
+    if cfg.limit:
+        records = records[: cfg.limit]
+    if not records:
+        raise ValueError(f"benchmark {cfg.benchmark!r} has no prompts")
+    _logger().info("benchmark %s: %d prompts x %d samples", bench.name, len(records), cfg.samples_per_prompt)
+    return bench, records
+
+
+@task(name="reference-stats", cache_policy=NO_CACHE)
+def reference_stats_task(bench, cfg: EvalConfig, metric: str):
+    settings = getattr(cfg.metrics, metric)
+    t0 = time.perf_counter()
+    extractor = fm.build_extractor(settings, fm.resolve_device(cfg.metrics.device))
+    protocol = fm.protocol_of(settings)
+    cache_dir = cfg.metrics.cache_dir or str(Path(cfg.output_root) / "reference_stats")
+    stats, cached, key = fm.reference_stats(bench, extractor, protocol, cache_dir, batch_size=cfg.metrics.batch_size,
+                                            max_clips=cfg.metrics.max_reference_clips)
+    _logger().info("%s reference statistics: %d rows (%s)", metric, stats.n, "cached" if cached else "computed")
+    return {"stats": stats, "cached": cached, "extractor": extractor, "protocol": protocol,
+            "seconds": time.perf_counter() - t0}
+
+
+@task(name="generate", cache_policy=NO_CACHE)
+def generate_task(actors, ckpt: dict, records, cfg: EvalConfig):
+    log = _logger()
+    sampler = cfg.sampler.model_dump()
+    items = plan_samples(records, ckpt["id"], sampler, cfg.samples_per_prompt, cfg.seed)
+    artifact_id = None
+    try:
+        artifact_id = create_progress_artifact(0.0, description=f"generation {ckpt['label']}")
+    except Exception:  # no API (helpers called directly)
+        pass
+    last = [0.0]
+
+    def progress(done: int, total: int, elapsed: float) -> None:
+        now = time.perf_counter()
+        if done < total and now - last[0] < 2.0:
+            return  # a line and an artifact update every 2 s at most: the API is not a metrics bus
+        last[0] = now
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        log.info("generated %d/%d (%.0f%%), %.2f clips/s, ETA %.0f s", done, total, 100 * done / total, rate, eta)
+        if artifact_id is not None:
+            update_progress_artifact(artifact_id, 100.0 * done / total)
+
+    report = generation.generate(
+        actors, ckpt["path"], items, sampler, cfg.output_root, batch_size=cfg.ray.batch_size,
+        max_in_flight_per_actor=cfg.ray.max_in_flight_per_actor, max_restarts=cfg.ray.max_restarts, progress=progress)
+    if artifact_id is not None:
+        update_progress_artifact(artifact_id, 100.0)
+    log.info("%s: %d samples, %d already done, %d generated in %.1f s (%.2f clips/s), %d actor deaths, %d batches redone",
+             ckpt["label"], report.total, report.skipped, report.generated, report.seconds, report.clips_per_s,
+             report.actor_deaths, report.redone_batches)
+    missing = [it.address for it in items if not sample_path(cfg.output_root, it.address).exists()]
+    if missing:
+        raise RuntimeError(f"{len(missing)} samples missing after generation, e.g. {missing[0]}")
+    return items, report
+
+
+@task(name="features", cache_policy=NO_CACHE)
+def features_task(items, refs: dict, cfg: EvalConfig):
+    out = {}
+    paths = [sample_path(cfg.output_root, it.address) for it in items]
+    for metric, ref in refs.items():
+        t0 = time.perf_counter()
+        stats = fm.generated_stats(paths, ref["extractor"], ref["protocol"], batch_size=cfg.metrics.batch_size,
+                                   keep_features=cfg.metrics.bootstrap > 0)
+        out[metric] = {"stats": stats, "seconds": time.perf_counter() - t0}
+    return out
+
+
+@task(name="metrics", cache_policy=NO_CACHE)
+def metrics_task(feats: dict, refs: dict, cfg: EvalConfig):
+    return {m: fm.frechet(feats[m]["stats"], refs[m]["stats"], refs[m]["protocol"], bootstrap=cfg.metrics.bootstrap,
+                          seed=cfg.seed) for m in feats}
+
+
+@task(name="track", cache_policy=NO_CACHE)
+def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig, items, report, results: dict,
+               timings: dict, refs: dict) -> dict:
+    """One nested MLflow run (checkpoint x benchmark [x ablation]); returns the summary row."""
+    tags = {tracking.PARENT_TAG: parent_id, "benchmark": cfg.benchmark, "checkpoint": ckpt["path"],
+            "checkpoint_id": ckpt["id"], "checkpoint_label": ckpt["label"], "step_known": str(ckpt["step"] is not None).lower(),
+            "prefect_flow_run_id": str(_flow_run_id()), "mlflow.runName": f"{ckpt['label']} / {cfg.benchmark}"}
+    if ckpt.get("ablation"):
+        tags["ablation"] = ckpt["ablation"]
+    run = client.create_run(exp_id, tags=tags)
+    rid = run.info.run_id
+    step = ckpt["step"] or 0
+    params = flatten(cfg.model_dump(exclude={"checkpoints"}))
+    params.update({"checkpoint.path": ckpt["path"], "checkpoint.id": ckpt["id"], "checkpoint.step": str(ckpt["step"]),
+                   "num_prompts": str(len({it.prompt_id for it in items})), "num_samples": str(len(items))})
+    for m, r in refs.items():
+        params[f"{m}.extractor_identity"] = json.dumps(r["extractor"].identity(), sort_keys=True)
+    tracking.log_params(client, rid, params)
+    row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
+           "benchmark": cfg.benchmark, "run_id": rid}
+    mets = {"clips_per_s": report.clips_per_s, "samples_generated": report.generated,
+            "samples_skipped": report.skipped, "actor_deaths": report.actor_deaths}
+    mets.update({f"time_{k}_s": v for k, v in timings.items()})
+    for m, r in results.items():
+        mets[m] = r["value"]
+        row[m] = r["value"]
+        for k in ("ci_low", "ci_high"):
+            if k in r:
+                mets[f"{m}_{k}"] = row[f"{m}_{k}"] = r[k]
+    tracking.log_metrics(client, rid, mets, step=step)
+    row.update({k: v for k, v in mets.items() if k not in row})
+    results_json = {"benchmark": cfg.benchmark, "checkpoint": ckpt, "step": ckpt["step"], "metrics": mets,
+                    "frechet": {m: {k: v for k, v in r.items() if k != "replicates"} for m, r in results.items()},
+                    "prefect_flow_run_id": str(_flow_run_id())}
+    tracking.log_json(client, rid, results_json, "results.json")
+    per_sample = [{**it.as_dict(), "checkpoint_id": ckpt["id"], "path": str(sample_path(cfg.output_root, it.address)),
+                   **{k: v for k, v in report.records.get(it.address, {}).items() if k in ("generated", "seconds")}}
+                  for it in items]
+    tracking.log_jsonl(client, rid, per_sample, "samples.jsonl")
+    clips = [read_sample(sample_path(cfg.output_root, it.address)) for it in items[: cfg.tracking.grid_samples]]
+    tracking.log_grid(client, rid, clips, fps=cfg.sampler.fps)
+    for m, r in results.items():
+        if r.get("replicates"):
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(4, 3))
+            ax.hist(r["replicates"], bins=20)
+            ax.axvline(r["value"], color="k")
+            ax.set_xlabel(f"{m.upper()} bootstrap replicates")
+            tracking.log_figure(client, rid, fig, f"bootstrap_{m}.png")
+            plt.close(fig)
+    client.set_terminated(rid, "FINISHED")
+    return row
+
+
+# ------------------------------------------------------------------------------------------ flows
+def _checkpoint_info(spec: CheckpointSpec) -> dict:
+    path = str(Path(spec.path).resolve())
+    return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
+            "label": spec.label or Path(path).name, "ablation": spec.ablation}
+
+
+@flow(name="eval", log_prints=True)
+def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config: str | None = None,
+              samples_per_prompt: int | None = None, seed: int | None = None, sampler: dict | None = None,
+              limit: int | None = None, output_root: str | None = None, ray_address: str | None = None,
+              overrides: dict | None = None) -> list[dict]:
+    """Evaluate checkpoints on a benchmark; returns one summary row per checkpoint.
+
+    Args:
+        benchmark: configs/benchmarks/<name>.yaml (or a YAML path).
+        checkpoints: saved pipeline folders (strings, or dicts of ``CheckpointSpec``).
+        config: configs/eval/<name>.yaml (default: the one named like the benchmark, if any).
+        samples_per_prompt, seed, sampler, limit, output_root, ray_address: override the config.
+        overrides: any other config keys (nested dict), e.g. ``{"metrics": {"bootstrap": 0}}``.
+    """
+    from magicvideo.configs import CONFIG_ROOT
+
+    if config is None and (CONFIG_ROOT / "eval" / f"{Path(benchmark).stem}.yaml").is_file():
+        config = Path(benchmark).stem
+    params = dict(overrides or {})
+    params.update(benchmark=benchmark, checkpoints=checkpoints, samples_per_prompt=samples_per_prompt, seed=seed,
+                  limit=limit, output_root=output_root)
+    if sampler:
+        params["sampler"] = sampler
+    if ray_address:
+        params.setdefault("ray", {})["address"] = ray_address
+    cfg = resolve_config(config, params)
+    if not cfg.checkpoints:
+        raise ValueError("no checkpoints given (parameter `checkpoints` or the config's `checkpoints`)")
+    log = _logger()
+    cfg = cfg.model_copy(update={"output_root": str(Path(cfg.output_root).resolve())})
+    ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
+
+    client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))
+    exp_id = tracking.experiment_id(client, cfg.tracking.experiment)
+    parent = client.create_run(exp_id, tags={"prefect_flow_run_id": str(_flow_run_id()), "benchmark": cfg.benchmark,
+                                             "mlflow.runName": f"eval {cfg.benchmark}", "kind": "eval"})
+    pid = parent.info.run_id
+    tracking.log_params(client, pid, flatten(cfg.model_dump()))
+    started_ray = False
+    actors = []
+    status = "FAILED"
+    try:
+        t0 = time.perf_counter()
+        bench, records = manifest_task(cfg)
+        t_manifest = time.perf_counter() - t0
+        refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
+        started_ray = ensure_ray(cfg.ray)
+        actors = generation.start_actors(cfg.ray)
+        rows = []
+        for ckpt in ckpts:
+            t0 = time.perf_counter()
+            items, report = generate_task(actors, ckpt, records, cfg)
+            t1 = time.perf_counter()
+            feats = features_task(items, refs, cfg)
+            t2 = time.perf_counter()
+            results = metrics_task(feats, refs, cfg)
+            t3 = time.perf_counter()
+            timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t2 - t1, "metrics": t3 - t2}
+            timings.update({f"reference_{m}": r["seconds"] for m, r in refs.items()})
+            rows.append(track_task(client, pid, exp_id, ckpt, cfg, items, report, results, timings, refs))
+        _summarise(client, pid, cfg, rows)
+        status = "FINISHED"
+        return rows
+    finally:
+        import ray
+
+        for a in actors:
+            ray.kill(a)  # free their GPUs; a later flow run loads afresh
+        if started_ray and cfg.ray.shutdown:
+            ray.shutdown()
+        client.set_terminated(pid, status)
+
+
+def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
+    """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact."""
+    cols = ["checkpoint", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")] + ["clips_per_s"]
+    table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols if c in r} for r in rows]
+    tracking.log_json(client, pid, rows, "results.json")
+    present = [m for m in METRICS if any(m in r for r in rows)]
+    stepped = [r for r in rows if r.get("step") is not None]
+    for m in present:
+        if len(stepped) > 1:
+            fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
+            tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
+    ablation_rows = [r for r in rows if any(c.ablation for c in cfg.checkpoints)]
+    if ablation_rows and present:
+        fig = plots.ablation_bars(ablation_rows, present, f"Ablations on {cfg.benchmark}")
+        tracking.log_figure(client, pid, fig, "ablations.png")
+        tracking.log_json(client, pid, [{k: r.get(k) for k in ["variant"] + cols} for r in ablation_rows],
+                          "ablations.json")
+    try:
+        create_table_artifact(table, key=f"eval-{_slug(cfg.benchmark)}",
+                              description=f"eval {cfg.benchmark}: MLflow parent run {pid}")
+    except Exception as exc:  # noqa: BLE001 - the numbers are in MLflow either way
+        _logger().warning("could not create the Prefect table artifact: %s", exc)
+
+
+def _slug(s: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", Path(s).stem.lower())
+
+
+@flow(name="sweep", log_prints=True)
+def sweep_flow(watch_dir: str = "checkpoints", benchmarks: list[str] | None = None, config: str | None = None,
+               overrides: dict | None = None) -> dict:
+    """Evaluate every checkpoint in ``watch_dir`` not yet evaluated (finished MLflow child run with
+    the same checkpoint id and benchmark) on each of ``benchmarks`` (nightly deployment)."""
+    root = Path(watch_dir)
+    found = sorted(p for p in ([root] + [q for q in root.iterdir() if q.is_dir()] if root.is_dir() else [])
+                   if is_checkpoint(p))
+    benchmarks = benchmarks or ["shapes"]
+    cfg = resolve_config(config, overrides)
+    client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    done = {}
+    for b in benchmarks:
+        todo = []
+        for p in found:
+            cid = checkpoint_id(p)
+            runs = [] if exp is None else client.search_runs(
+                [exp.experiment_id], f"tags.checkpoint_id = '{cid}' and tags.benchmark = '{b}' "
+                "and attributes.status = 'FINISHED'", max_results=1)
+            if not runs:
+                todo.append(str(p))
+        _logger().info("sweep %s: %d checkpoints, %d new", b, len(found), len(todo))
+        if todo:
+            eval_flow(benchmark=b, checkpoints=todo, config=config, overrides=overrides)
+        done[b] = todo
+    return done

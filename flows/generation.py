@@ -1,0 +1,200 @@
+"""Generation on Ray: long-lived actors, each holding one loaded pipeline, fed bounded batches.
+
+Why neither ``ray.util.ActorPool`` nor Ray Data: ActorPool gives bounded in-flight work but,
+when an actor dies, ``get_next_unordered`` raises without saying which batch was lost and puts the
+dead actor back into the pool; Ray Data's ``map_batches`` with a callable class retries lost
+blocks, but streams whole datasets through its executor and cannot skip finished samples by
+address or report them as they land. The loop in :func:`generate` is ActorPool's pattern
+(``ray.wait`` over at most ``max_in_flight_per_actor`` calls per actor) plus the two things we
+need: a batch whose actor died goes back to the front of the queue and is redone by a live actor
+(the dead one is restarted by Ray up to ``max_restarts`` times, reloading its pipeline, or
+dropped), and each finished batch updates progress (count, clips/s, ETA).
+
+Actors write their samples themselves (atomically, under the content address: see
+``flows.store``) and return small records; they never talk to MLflow or Prefect.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+
+from flows.store import SampleItem, sample_path, write_sample
+
+#: Test hook (chaos): path of a file; the first actor that starts a batch while the file exists
+#: and whose completed-batch count reaches the number in it removes the file and SIGKILLs itself.
+CHAOS_ENV = "MAGICVIDEO_CHAOS_KILL_ONCE"
+
+
+class GenerationWorker:
+    """Holds one loaded ``MagicVideoPipeline``; generates batches of ``SampleItem``s.
+
+    Used as a Ray actor (``ray.remote(GenerationWorker)``); plain Python otherwise (the bare-loop
+    benchmark uses it directly).
+    """
+
+    def __init__(self, device: str | None = None):
+        import torch
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.checkpoint: str | None = None
+        self.scheduler: str | None = None
+        self.pipe = None
+        self.batches_done = 0
+
+    def info(self) -> dict:
+        return {"pid": os.getpid(), "device": self.device, "checkpoint": self.checkpoint}
+
+    def load(self, checkpoint: str, scheduler: str) -> dict:
+        """Load ``checkpoint`` unless it is the one already held."""
+        if self.checkpoint != checkpoint or self.pipe is None:
+            from magicvideo.pipeline import MagicVideoPipeline
+
+            self.pipe = MagicVideoPipeline.from_pretrained(checkpoint).to(self.device)
+            self.pipe.set_progress_bar_config(disable=True)
+            self.checkpoint, self.scheduler = checkpoint, None
+        if self.scheduler != scheduler:
+            self.pipe.set_scheduler(scheduler)
+            self.scheduler = scheduler
+        return self.info()
+
+    def _chaos(self) -> None:
+        marker = os.environ.get(CHAOS_ENV)
+        if not marker or not os.path.exists(marker):
+            return
+        try:
+            after = int(Path(marker).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return
+        if self.batches_done >= after:
+            try:
+                os.remove(marker)  # only one actor wins the race
+            except FileNotFoundError:
+                return
+            os.kill(os.getpid(), 9)
+
+    def generate(self, checkpoint: str, items: list[dict], sampler: dict, output_root: str) -> list[dict]:
+        """Generate every item of one batch whose sample file does not exist yet; write each atomically."""
+        self.load(checkpoint, sampler["scheduler"])
+        todo = [it for it in items if not sample_path(output_root, it["address"]).exists()]
+        self._chaos()
+        out = []
+        if todo:
+            t0 = time.perf_counter()
+            frames = self.pipe(
+                [it["prompt"] for it in todo], seed=[it["seed"] for it in todo],
+                negative_prompt=[sampler["negative_prompt"]] * len(todo),
+                num_inference_steps=sampler["num_inference_steps"], guidance_scale=sampler["guidance_scale"],
+                fps=sampler["fps"], eta=sampler["eta"], output_type="uint8",
+            ).frames
+            seconds = (time.perf_counter() - t0) / len(todo)
+            for it, clip in zip(todo, frames):
+                write_sample(sample_path(output_root, it["address"]), clip)
+                out.append({"address": it["address"], "generated": True, "seconds": seconds, "pid": os.getpid()})
+        done = {it["address"] for it in todo}
+        out += [{"address": it["address"], "generated": False, "seconds": 0.0, "pid": os.getpid()}
+                for it in items if it["address"] not in done]
+        self.batches_done += 1
+        return out
+
+
+@dataclass
+class GenerationReport:
+    total: int                            # samples planned
+    skipped: int                          # already on disk before this run
+    generated: int                        # written by this run
+    seconds: float                        # wall time of the generation stage
+    batches: int
+    redone_batches: int                   # batches resubmitted after their actor died
+    actor_deaths: int
+    records: dict[str, dict] = field(default_factory=dict)  # address -> actor record
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.generated / self.seconds if self.seconds > 0 else 0.0
+
+
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+def start_actors(settings, gpus: float | None = None) -> list:
+    """Create the actors (not yet loaded): ``num_gpus=1`` each when the cluster has GPUs."""
+    gpus = cluster_gpus() if gpus is None else gpus
+    per_gpu = settings.num_gpus_per_actor if settings.num_gpus_per_actor is not None else (1 if gpus else 0)
+    n = settings.num_actors or (max(1, int(gpus // per_gpu)) if per_gpu else 1)
+    cls = ray.remote(GenerationWorker).options(
+        num_gpus=per_gpu, num_cpus=settings.num_cpus_per_actor,
+        max_restarts=settings.max_restarts,      # Ray's default for actors is 0 (STACK.md)
+        max_task_retries=0,                      # we resubmit a lost batch ourselves (to any live actor)
+    )
+    if os.environ.get(CHAOS_ENV):  # tests: hand the hook to the actor processes
+        cls = cls.options(runtime_env={"env_vars": {CHAOS_ENV: os.environ[CHAOS_ENV]}})
+    return [cls.remote() for _ in range(n)]
+
+
+def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: dict, output_root: str, *,
+             batch_size: int, max_in_flight_per_actor: int, max_restarts: int,
+             progress: Callable[[int, int, float], None] | None = None) -> GenerationReport:
+    """Generate every item not yet on disk over ``actors``; resubmit batches lost with a dead actor."""
+    t0 = time.perf_counter()
+    todo = [it for it in items if not sample_path(output_root, it.address).exists()]
+    report = GenerationReport(total=len(items), skipped=len(items) - len(todo), generated=0, seconds=0.0,
+                              batches=0, redone_batches=0, actor_deaths=0)
+    queue = collections.deque([it.as_dict() for it in todo[i : i + batch_size]] for i in range(0, len(todo), batch_size))
+    report.batches = len(queue)
+    live = {i: a for i, a in enumerate(actors)}
+    deaths = collections.Counter()        # distinct deaths per actor
+    epoch = collections.Counter()         # bumps at each death: calls queued on the dead process fail too
+    in_flight: dict = {}                  # ObjectRef -> (actor index, epoch at submission, batch)
+    load_of = collections.Counter()
+    done = 0
+    while queue or in_flight:
+        if not live:
+            raise RuntimeError(f"every generation actor died ({report.actor_deaths} deaths); "
+                               f"{done} of {len(todo)} samples written this run (a rerun resumes)")
+        for idx in list(live):            # fill each live actor up to the in-flight bound
+            while queue and load_of[idx] < max_in_flight_per_actor:
+                batch = queue.popleft()
+                ref = live[idx].generate.remote(checkpoint, batch, sampler, output_root)
+                in_flight[ref] = (idx, epoch[idx], batch)
+                load_of[idx] += 1
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        for ref in ready:
+            idx, ep, batch = in_flight.pop(ref)
+            load_of[idx] -= 1
+            try:
+                records = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                queue.appendleft(batch)   # redo it first, on whichever actor is live
+                report.redone_batches += 1
+                if ep == epoch[idx]:      # a new death, not another call lost with the same one
+                    epoch[idx] += 1
+                    deaths[idx] += 1
+                    report.actor_deaths += 1
+                    _log_death(idx, exc)
+                    if deaths[idx] > max_restarts:
+                        live.pop(idx, None)  # Ray will not restart it again
+                continue
+            for r in records:
+                report.records[r["address"]] = r
+            n_new = sum(r["generated"] for r in records)
+            report.generated += n_new
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(todo), time.perf_counter() - t0)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _log_death(idx: int, exc: Exception) -> None:
+    import logging
+
+    logging.getLogger("flows.generation").warning(
+        "generation actor %d died (%s); its batch goes back to the queue", idx, type(exc).__name__)

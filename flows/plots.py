@@ -1,0 +1,43 @@
+"""Plots (matplotlib, Agg): metric against training step, Fig. 7-style ablation bars."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def metric_vs_step(rows: list[dict], metric: str, title: str = ""):
+    """One line per label group; ``rows`` have ``step``, ``metric`` and optional ``<metric>_ci_low/high``."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    pts = sorted((r["step"], r[metric], r.get(f"{metric}_ci_low"), r.get(f"{metric}_ci_high"))
+                 for r in rows if r.get(metric) is not None and r.get("step") is not None)
+    if pts:
+        xs, ys, lo, hi = zip(*pts)
+        if all(v is not None for v in lo + hi):
+            ax.fill_between(xs, lo, hi, alpha=0.25, label="95% CI")
+        ax.plot(xs, ys, "o-", label=metric.upper())
+    ax.set_xlabel("training step")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(title or f"{metric.upper()} vs training step")
+    ax.legend()
+    return fig
+
+
+def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"):
+    """Grouped bars: one group per metric, one bar per variant, CI whiskers (paper Fig. 7 style)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        names = [r["variant"] for r in rows]
+        vals = [r.get(m) or 0.0 for r in rows]
+        err = None
+        if all(r.get(f"{m}_ci_low") is not None for r in rows):
+            err = [[v - r[f"{m}_ci_low"] for v, r in zip(vals, rows)], [r[f"{m}_ci_high"] - v for v, r in zip(vals, rows)]]
+        ax.bar(range(len(vals)), vals, yerr=err, color=[f"C{i}" for i in range(len(vals))], capsize=3)
+        ax.set_xticks(range(len(vals)), names, rotation=30, ha="right")
+        ax.set_ylabel(m.upper())
+        ax.set_title(f"{m.upper()} (lower is better)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

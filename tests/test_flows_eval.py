@@ -1,0 +1,186 @@
+"""The eval flow under prefect_test_harness, tiny pipelines, a local Ray (token auth), SQLite MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tempfile
+
+# Ray reads its auth settings when it is imported: configure token auth (Ray 2.60's default) with a
+# token kept in a temporary folder, before `import ray`, unless the environment already sets them.
+if not (os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")):
+    _tok = Path(tempfile.mkdtemp(prefix="ray_auth_")) / "token"
+    _tok.write_text(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(_tok)
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+pytest.importorskip("prefect")
+ray = pytest.importorskip("ray")
+
+N_PROMPTS = 4
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """Checkpoints (2 steps), shapes data, random I3D weights, Prefect harness, local Ray."""
+    import torch
+
+    from evaluation import InceptionI3d
+    from magicvideo.build import build_pipeline
+    from magicvideo.data import ShapesSpec, write_shapes
+
+    root = tmp_path_factory.mktemp("flows")
+    saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["PREFECT_HOME"] = str(root / "prefect_home")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    ckpts = []
+    for step, seed in ((100, 0), (200, 1)):
+        pipe = build_pipeline("tiny", weights="random", seed=seed)
+        pipe.save_pretrained(root / f"ckpt/step-{step}")
+        ckpts.append(str(root / f"ckpt/step-{step}"))
+    write_shapes(root / "shapes", ShapesSpec(train=0, test=6, durations=[2.0], fps=[8.0]), workers=0)
+    torch.manual_seed(0)
+    torch.save(InceptionI3d().state_dict(), root / "i3d_pretrained_400.pt")
+    from prefect.testing.utilities import prefect_test_harness
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with prefect_test_harness(server_startup_timeout=120):
+        yield {"root": root, "ckpts": ckpts}
+    ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def overrides(env, out: Path, **extra) -> dict:
+    o = {
+        "benchmark_root": str(env["root"] / "shapes"),
+        "sampler": {"num_inference_steps": 2, "guidance_scale": 1.0},
+        "ray": {"num_actors": 2, "batch_size": 1, "num_cpus_per_actor": 0.5, "max_restarts": 1},
+        "metrics": {"device": "cpu", "batch_size": 4, "bootstrap": 20, "fid": None,
+                    "fvd": {"extractor": "i3d_pytorch", "weights": str(env["root"] / "i3d_pretrained_400.pt")},
+                    "cache_dir": str(env["root"] / "refstats")},
+        "tracking": {"uri": "sqlite:///" + str(out / "mlflow.db"), "grid_samples": 4},
+    }
+    for k, v in extra.items():
+        o[k] = {**o[k], **v} if isinstance(v, dict) and isinstance(o.get(k), dict) else v
+    return o
+
+
+def run(env, out, ckpts, **extra):
+    from flows.eval_flow import eval_flow
+
+    return eval_flow(benchmark="shapes", checkpoints=ckpts, limit=N_PROMPTS, output_root=str(out / "eval"),
+                     overrides=overrides(env, out, **extra))
+
+
+def samples(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "eval" / "samples").rglob("*.npy")}
+
+
+def test_full_run_and_mlflow_read_back(env, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from flows.store import checkpoint_id
+
+    rows = run(env, tmp_path, env["ckpts"])
+    assert [r["step"] for r in rows] == [100, 200]
+    assert len(samples(tmp_path)) == 2 * N_PROMPTS
+    for r in rows:
+        assert np.isfinite(r["fvd"]) and r["fvd"] > 0
+        assert r["fvd_ci_low"] <= r["fvd"] * 1.5 and r["fvd_ci_low"] <= r["fvd_ci_high"]
+        assert r["samples_generated"] == N_PROMPTS
+    assert rows[0]["fvd"] != rows[1]["fvd"]  # different weights, different samples
+    c = MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db"))
+    exp = c.get_experiment_by_name("magicvideo-eval")
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["prefect_flow_run_id"] not in ("", "None")
+    assert parent.data.params["sampler.num_inference_steps"] == "2"
+    for ch, row, ck in zip(sorted(children, key=lambda r: r.data.tags["checkpoint"]), rows, env["ckpts"]):
+        assert ch.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert ch.data.tags["checkpoint_id"] == checkpoint_id(ck)
+        assert ch.data.params["checkpoint.step"] == str(row["step"])
+        assert ch.data.metrics["fvd"] == pytest.approx(row["fvd"])
+        hist = c.get_metric_history(ch.info.run_id, "fvd")
+        assert [m.step for m in hist] == [row["step"]]
+        arts = {a.path for a in c.list_artifacts(ch.info.run_id)} | {
+            a.path for d in ("samples", "plots") for a in c.list_artifacts(ch.info.run_id, d)}
+        assert {"results.json", "samples.jsonl", "samples/samples_grid.mp4", "plots/bootstrap_fvd.png"} <= arts
+        local = c.download_artifacts(ch.info.run_id, "samples.jsonl", str(tmp_path / ch.info.run_id))
+        lines = [json.loads(s) for s in Path(local).read_text().splitlines()]
+        assert len(lines) == N_PROMPTS and all(Path(x["path"]).is_file() for x in lines)
+    assert "plots/fvd_vs_step.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
+
+
+def test_rerun_after_crash_regenerates_nothing_finished(env, tmp_path, monkeypatch):
+    """One actor, no restarts, SIGKILLed at its 3rd batch: the flow fails; the rerun makes only the rest."""
+    marker = tmp_path / "kill"
+    marker.write_text("2")
+    monkeypatch.setenv("MAGICVIDEO_CHAOS_KILL_ONCE", str(marker))
+    ray_crash = {"num_actors": 1, "max_restarts": 0, "max_in_flight_per_actor": 1}
+    with pytest.raises(Exception, match="every generation actor died"):
+        run(env, tmp_path, env["ckpts"][:1], ray=ray_crash)
+    before = samples(tmp_path)
+    assert len(before) == 2 and not marker.exists()
+    assert not list((tmp_path / "eval" / "samples").rglob("*.tmp"))
+    rows = run(env, tmp_path, env["ckpts"][:1], ray=ray_crash)
+    after = samples(tmp_path)
+    assert len(after) == N_PROMPTS
+    assert {k: after[k] for k in before} == before  # finished samples untouched
+    assert rows[0]["samples_generated"] == N_PROMPTS - 2 and rows[0]["samples_skipped"] == 2
+    rows = run(env, tmp_path, env["ckpts"][:1], ray=ray_crash)  # a third run regenerates nothing
+    assert rows[0]["samples_generated"] == 0 and samples(tmp_path) == after
+
+
+def test_killed_actor_batch_is_redone(env, tmp_path, monkeypatch):
+    from flows.generation import GenerationWorker, generate, start_actors
+    from flows.config import RaySettings
+    from flows.store import checkpoint_id, plan_samples, read_sample, sample_path
+    from magicvideo.data import PromptRecord
+
+    marker = tmp_path / "kill"
+    marker.write_text("0")  # the first batch started dies
+    monkeypatch.setenv("MAGICVIDEO_CHAOS_KILL_ONCE", str(marker))
+    records = [PromptRecord(prompt_id=f"t/{i}", prompt=p, benchmark="t")
+               for i, p in enumerate(["a red circle moving left", "a blue square moving up", "a green triangle"])]
+    sampler = {"scheduler": "ddim", "num_inference_steps": 2, "guidance_scale": 1.0, "fps": 8.0,
+               "negative_prompt": "", "eta": 0.0}
+    ck = env["ckpts"][0]
+    items = plan_samples(records, checkpoint_id(ck), sampler, 2, 0)
+    actors = start_actors(RaySettings(num_actors=2, num_cpus_per_actor=0.5, max_restarts=0), gpus=0)
+    try:
+        rep = generate(actors, ck, items, sampler, str(tmp_path), batch_size=2, max_in_flight_per_actor=2,
+                       max_restarts=0)
+    finally:
+        for a in actors:
+            ray.kill(a)
+    assert not marker.exists() and rep.actor_deaths == 1 and rep.redone_batches >= 1
+    assert rep.generated == len(items) == 6
+    # every sample equals the same prompt + seed generated alone
+    w = GenerationWorker("cpu")
+    w.load(ck, "ddim")
+    it = items[3]
+    alone = w.pipe([it.prompt], seed=[it.seed], num_inference_steps=2, guidance_scale=1.0, fps=8.0,
+                   negative_prompt=[""], output_type="uint8").frames[0]
+    assert np.array_equal(read_sample(sample_path(tmp_path, it.address)), alone)
+
+
+def test_compare_table_and_plot(env, tmp_path, capsys):
+    from flows.compare import compare
+
+    run(env, tmp_path, env["ckpts"], metrics={"bootstrap": 0})
+    table = compare("sqlite:///" + str(tmp_path / "mlflow.db"), "magicvideo-eval", tmp_path / "plots")
+    assert list(table["shapes"]["step"]) == [100, 200]
+    assert (tmp_path / "plots" / "shapes_fvd.png").is_file()
