@@ -1,0 +1,30 @@
+"""Training (arXiv 2211.11018, sections 3.1.3 and 3.3): plain library code, no orchestration.
+
+- :func:`load_train_config` / :class:`TrainConfig`: ``configs/train/*.yaml``.
+- Key-frame model (:mod:`.keyframe`): :func:`build_keyframe_trainer`, :class:`KeyframeTrainer`,
+  :func:`diffusion_loss` (eq. 6), :func:`drop_condition` (classifier-free guidance dropout).
+  ``conditioning: image`` is the unsupervised pre-training on CLIP image embeddings of the
+  clip's frames; fine-tune with ``conditioning: text`` and ``init_unet``.
+- VideoVAE decoder (:mod:`.videovae`): :func:`build_videovae_trainer`, :class:`VideoVAETrainer`,
+  :func:`reconstruction_loss`; only ``vae.temporal`` trains.
+- The loop (:mod:`.trainer`): AdamW, gradient accumulation, EMA, bf16 autocast on CUDA,
+  safetensors checkpoints + ``training_state.pt`` (weights_only) that resume bit-exactly,
+  rich progress, ``train_log.jsonl`` (:func:`read_log`).
+
+CLI: ``magicvideo train keyframe --config NAME|PATH`` and ``magicvideo train videovae ...``.
+
+    from magicvideo.training import load_train_config, build_keyframe_trainer
+    cfg = load_train_config("keyframe_tiny", steps=100, out_dir="runs/k")
+    build_keyframe_trainer(cfg).train()
+"""
+
+from magicvideo.training.config import TrainConfig, load_train_config
+from magicvideo.training.keyframe import KeyframeTrainer, build_keyframe_trainer, diffusion_loss, drop_condition
+from magicvideo.training.trainer import Trainer, list_checkpoints, load_weights, read_log
+from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer, reconstruction_loss
+
+__all__ = [
+    "KeyframeTrainer", "TrainConfig", "Trainer", "VideoVAETrainer", "build_keyframe_trainer", "build_videovae_trainer",
+    "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "read_log",
+    "reconstruction_loss",
+]  # fmt: skip

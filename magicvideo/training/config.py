@@ -1,0 +1,106 @@
+"""Training configs (``configs/train/*.yaml``), validated by pydantic; errors name the key path.
+
+Two stages share one schema for everything but the model-specific keys:
+
+    stage: keyframe            # keyframe (U-Net, eq. 6) | videovae (decoder temporal layers, 3.3)
+    model: tiny                # model config name/path (configs/model/), or the config inline
+    weights: random            # random | pretrained (inflate model.pretrained_2d, as build_pipeline)
+    out_dir: runs/keyframe     # checkpoints/, train_log.jsonl, config.yaml, final/
+    steps: 1000                # optimizer steps (each = grad_accum micro-batches)
+    ...
+
+See ``configs/train/keyframe_tiny.yaml`` for every key with a comment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from magicvideo.build import ModelConfig, load_model_config
+from magicvideo.configs import StrictModel, load_config
+
+
+class DataSection(StrictModel):
+    csv: str | None = None                      # WebVid-style CSV (videoid, name, path[, fps]); required by the CLI
+    root: str | None = None                     # folder relative video paths start from (default: the CSV's)
+    span: int | tuple[int, int] = (16, 64)      # Ls range of 3.1.3 (successive frames the clip is taken from)
+    resize: Literal["short_side_crop", "squash"] = "short_side_crop"
+    num_workers: int = Field(0, ge=0)           # DataLoader worker processes
+    seed: int = 0                               # seed of the clip sampling (span, start) and the batch order
+
+
+class OptimSection(StrictModel):
+    lr: float = Field(1e-4, gt=0)               # AdamW peak learning rate
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = Field(1e-2, ge=0)
+    eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)  # gradient clipping (null: none)
+    lr_schedule: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0)
+
+
+class EMASection(StrictModel):
+    enabled: bool = True
+    decay: float = Field(0.9999, ge=0, le=1)    # max decay of the exponential moving average
+    warmup: bool = False                        # diffusers' EMA warmup: decay = 1 - (1 + step/inv_gamma)^-power
+    inv_gamma: float = Field(1.0, gt=0)
+    power: float = Field(2 / 3, gt=0)
+    update_after_step: int = Field(0, ge=0)     # EMA copies the weights until this step
+
+
+class TrainConfig(StrictModel):
+    stage: Literal["keyframe", "videovae"] = "keyframe"
+    model: str | ModelConfig = "tiny"           # model config name/path (configs/model) or inline
+    weights: Literal["random", "pretrained"] = "random"
+    init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning)
+    init_vae: str | None = None                 # videovae: a VideoAutoencoderKL folder to start from
+    out_dir: str = "runs/train"
+    seed: int = 0                               # seeds the random init, noise, timesteps, condition dropout
+    steps: int = Field(1000, ge=1)              # optimizer steps
+    batch_size: int = Field(1, ge=1)            # clips per micro-batch
+    grad_accum: int = Field(1, ge=1)            # micro-batches per optimizer step
+    optim: OptimSection = OptimSection()
+    ema: EMASection = EMASection()
+    mixed_precision: Literal["bf16", "no"] = "bf16"  # bf16 autocast on CUDA only; CPU always runs fp32
+    gradient_checkpointing: bool = False
+    device: str = "auto"                        # auto (cuda if available) | cpu | cuda | cuda:N
+    checkpoint_every: int = Field(500, ge=1)    # optimizer steps between checkpoints (and at the end)
+    keep_checkpoints: int = Field(2, ge=1)      # newest checkpoints kept
+    resume: Literal["auto", "never"] | str = "auto"  # auto: newest checkpoint in out_dir; or a checkpoint folder
+    data: DataSection = DataSection()
+
+    # ---- keyframe stage (section 3.1.3) ----
+    conditioning: Literal["text", "image"] = "text"  # image: unsupervised pre-training on CLIP frame embeddings
+    image_encoder: str | None = None            # CLIPVisionModelWithProjection folder (conditioning: image)
+    condition_dropout: float = Field(0.1, ge=0, le=1)  # P(condition replaced by the null condition), for CFG
+
+    # ---- videovae stage (section 3.3) ----
+    recon_loss: Literal["mse", "l1"] = "mse"
+    sample_posterior: bool = True               # decode a posterior sample (True) or its mode
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.conditioning == "image" and self.stage == "keyframe" and not self.image_encoder:
+            raise ValueError("image_encoder: required when conditioning is 'image' (a CLIP vision model folder)")
+        return self
+
+    def resolved_model(self) -> ModelConfig:
+        """The resolved model config (loaded by name/path when ``model`` is a string)."""
+        return self.model if isinstance(self.model, ModelConfig) else load_model_config(self.model)
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out_dir)
+
+
+def load_train_config(name_or_path: str | Path, **overrides) -> TrainConfig:
+    """A training config by name (``configs/train/<name>.yaml``) or path; `overrides` are set
+    top-level keys (validated, e.g. ``steps=10``)."""
+    cfg = load_config(name_or_path, TrainConfig, kind="train")
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    return cfg

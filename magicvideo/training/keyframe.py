@@ -1,0 +1,194 @@
+"""Key-frame model training (arXiv 2211.11018, section 3.1.3).
+
+- Frame sampling: the dataset takes 16 frames uniformly from a span of ``Ls`` successive frames
+  and returns ``nu = 16 / Ls * FPS`` (:class:`magicvideo.data.VideoTextDataset`); ``nu`` is the
+  U-Net's ``fps`` input (eq. 5).
+- Objective, eq. 6: ``L(z0) = E_t sum_i || eps^i - eps_theta(z^i_t, t, y) ||^2`` over the F
+  frames of a clip, one t per clip, z_t from diffusers' ``DDPMScheduler.add_noise`` with the
+  model config's noise schedule. We take the mean over elements instead of the sum over frames
+  (a constant factor, folded into the learning rate). ``v_prediction`` schedules regress v.
+- Condition: ``conditioning: text`` uses the CLIP text embeddings tau(y) of the caption;
+  ``conditioning: image`` is the unsupervised pre-training: the CLIP image embeddings of the
+  clip's own frames (one token per frame) stand in for the text. Fine-tuning on text-video pairs
+  is a second run with ``conditioning: text`` and ``init_unet`` pointing at the pre-training's
+  ``final/unet_ema``.
+- Condition dropout for classifier-free guidance: with probability ``condition_dropout`` a clip's
+  condition is the null condition: the empty prompt's embedding (what the pipeline uses as the
+  unconditional branch) for text; all-zero tokens for image embeddings (an empty prompt has no
+  image counterpart; the text fine-tuning then learns the empty prompt as null).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from magicvideo.training.config import TrainConfig
+from magicvideo.training.trainer import Trainer, load_weights
+
+
+def diffusion_loss(
+    unet: nn.Module,
+    noise_scheduler,
+    latents: torch.Tensor,
+    cond: torch.Tensor,
+    fps: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Eq. 6: MSE between the noise (or v) and the U-Net's prediction on every frame.
+
+    latents: scaled clean latents ``(B, C, F, h, w)``; cond: ``(B, tokens, dim)``; fps: nu ``(B,)``.
+    Noise and timesteps (one per clip) come from `generator`."""
+    b = latents.shape[0]
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    t = torch.randint(
+        0, noise_scheduler.config.num_train_timesteps, (b,), generator=generator, device=latents.device
+    )
+    noisy = noise_scheduler.add_noise(latents, noise, t)
+    if noise_scheduler.config.prediction_type == "epsilon":
+        target = noise
+    elif noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, t)
+    else:
+        raise ValueError(f"unsupported prediction_type {noise_scheduler.config.prediction_type!r}")
+    pred = unet(noisy, t, cond, fps=fps).sample
+    return F.mse_loss(pred.float(), target.float())
+
+
+def drop_condition(cond: torch.Tensor, null: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Replace each clip's condition by `null` (broadcast to ``cond[0]``) with probability `p`.
+    Always draws ``B`` uniforms from `generator`, so the random stream does not depend on `p`."""
+    drop = torch.rand(cond.shape[0], generator=generator, device=cond.device) < p
+    return torch.where(drop[:, None, None], null.to(cond.dtype).expand_as(cond), cond)
+
+
+class KeyframeTrainer(Trainer):
+    """Trains a :class:`~magicvideo.models.MagicVideoUNet` on clips (all its parameters; the
+    VAE, text and image encoders are frozen).
+
+    Args:
+        cfg: training config (``stage: keyframe``).
+        dataset: items with ``video`` ``(F, 3, H, W)`` in [-1, 1], ``caption`` (str), ``nu`` (float).
+        unet, vae, noise_scheduler: the model, the (Video)VAE whose encoder makes latents, and a
+            diffusers scheduler giving the noise schedule (``add_noise``).
+        tokenizer, text_encoder: for ``conditioning: text`` (and the null condition).
+        image_embedder: for ``conditioning: image``: frames ``(B, 3, F, H, W)`` in [0, 1] ->
+            ``(B, tokens, cross_attention_dim)``, e.g. :class:`magicvideo.conditioning.ImageEmbedder`.
+        device: overrides ``cfg.device``.
+    """
+
+    model_name = "unet"
+
+    def __init__(self, cfg: TrainConfig, dataset, unet, vae, noise_scheduler, tokenizer=None, text_encoder=None,
+                 image_embedder: nn.Module | None = None, device: str | torch.device | None = None):  # fmt: skip
+        super().__init__(cfg, device)
+        self.dataset, self.model, self.vae, self.noise_scheduler = dataset, unet, vae, noise_scheduler
+        self.tokenizer, self.text_encoder, self.image_embedder = tokenizer, text_encoder, image_embedder
+        if cfg.conditioning == "text" and (tokenizer is None or text_encoder is None):
+            raise ValueError("conditioning: text needs a tokenizer and a text encoder")
+        if cfg.conditioning == "image" and image_embedder is None:
+            raise ValueError("conditioning: image needs an image embedder (config key image_encoder)")
+        for frozen in (vae, text_encoder, image_embedder):
+            if frozen is not None:
+                frozen.requires_grad_(False).eval().to(self.device)
+        unet.to(self.device)
+        if cfg.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
+        with torch.no_grad():
+            if cfg.conditioning == "text":
+                from magicvideo.conditioning import encode_prompts
+
+                self.null = encode_prompts(tokenizer, text_encoder, [""], device=self.device)
+            else:
+                self.null = torch.zeros((), device=self.device)
+        self.setup()
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def condition(self, batch: dict, video: torch.Tensor) -> torch.Tensor:
+        """tau(y) of the captions, or the image embeddings of the clip's frames (pre-training)."""
+        if self.cfg.conditioning == "text":
+            from magicvideo.conditioning import encode_prompts
+
+            return encode_prompts(self.tokenizer, self.text_encoder, list(batch["caption"]), device=self.device)
+        return self.image_embedder((video + 1) / 2).float()
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        video = batch["video"].to(self.device).transpose(1, 2)  # (B, F, 3, H, W) -> (B, 3, F, H, W)
+        with torch.no_grad():
+            latents = self.vae.encode_video(video, sample=True, generator=self.generator)
+            latents = latents * self.vae.config.scaling_factor
+            cond = self.condition(batch, video)
+        cond = drop_condition(cond, self.null, self.cfg.condition_dropout, self.generator)
+        fps = torch.as_tensor(batch["nu"], dtype=torch.float32, device=self.device)
+        return diffusion_loss(self.model, self.noise_scheduler, latents, cond, fps, self.generator)
+
+    def save_pipeline(self, folder: str | Path, ema: bool = True) -> Path:
+        """Save a :class:`~magicvideo.pipeline.MagicVideoPipeline` folder with the trained U-Net
+        (its EMA weights when `ema` and EMA is on), for ``magicvideo generate`` and the eval flows."""
+        from magicvideo.build import build_scheduler
+        from magicvideo.pipeline import MagicVideoPipeline
+
+        if self.text_encoder is None:
+            raise ValueError("a pipeline needs the text encoder (conditioning: text)")
+        pipe = MagicVideoPipeline(unet=self.model, vae=self.vae, text_encoder=self.text_encoder,
+                                  tokenizer=self.tokenizer, scheduler=build_scheduler(self.cfg.resolved_model()))  # fmt: skip
+        use_ema = ema and self.ema is not None
+        if use_ema:
+            self.ema.store(self.params)
+            self.ema.copy_to(self.params)
+        try:
+            pipe.save_pretrained(folder)
+        finally:
+            if use_ema:
+                self.ema.restore(self.params)
+        return Path(folder)
+
+
+def build_keyframe_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None) -> KeyframeTrainer:
+    """Everything from the config: the model config's pipeline (random or inflated from
+    ``pretrained_2d``, seeded by ``seed``), ``init_unet`` weights, a DDPM noise schedule from the
+    pipeline's scheduler config, the image encoder for pre-training, and (unless `dataset` is
+    given) a :class:`~magicvideo.data.VideoTextDataset` over ``data.csv``."""
+    from diffusers import DDPMScheduler
+
+    from magicvideo.build import build_pipeline
+
+    if cfg.stage != "keyframe":
+        raise ValueError(f"stage: expected 'keyframe', got {cfg.stage!r}")
+    mc = cfg.resolved_model()
+    pipe = build_pipeline(mc, weights=cfg.weights, seed=cfg.seed)
+    if cfg.init_unet:
+        load_weights(pipe.unet, cfg.init_unet)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    image_embedder = None
+    if cfg.conditioning == "image":
+        from magicvideo.conditioning import ImageEmbedder
+
+        image_embedder = ImageEmbedder.from_pretrained(cfg.image_encoder)
+        if image_embedder.dim != mc.unet.cross_attention_dim:
+            raise ValueError(
+                f"image_encoder: projection_dim {image_embedder.dim} != model unet.cross_attention_dim "
+                f"{mc.unet.cross_attention_dim}"
+            )
+    if dataset is None:
+        dataset = video_dataset(cfg)
+    return KeyframeTrainer(cfg, dataset, pipe.unet, pipe.vae, noise_scheduler, pipe.tokenizer, pipe.text_encoder,
+                           image_embedder, device=device)  # fmt: skip
+
+
+def video_dataset(cfg: TrainConfig):
+    """A :class:`~magicvideo.data.VideoTextDataset` over ``data.csv`` with the model's frames and size."""
+    from magicvideo.data.training import VideoTextDataset
+
+    if not cfg.data.csv:
+        raise ValueError("data.csv: required (a WebVid-style CSV of training videos)")
+    mc = cfg.resolved_model()
+    d = cfg.data
+    return VideoTextDataset(d.csv, root=d.root, span=d.span, num_frames=mc.num_frames, size=mc.resolution,
+                            resize=d.resize, seed=d.seed)  # fmt: skip
