@@ -14,17 +14,17 @@
 CLI: ``magicvideo train keyframe --config NAME|PATH`` and ``magicvideo train videovae ...``.
 
     from magicvideo.training import load_train_config, build_keyframe_trainer
-    cfg = load_train_config("keyframe_tiny", steps=100, out_dir="runs/k")
+    cfg = load_train_config("keyframe_tiny", {"steps": 100, "data.csv": "shapes/train.csv"})
     build_keyframe_trainer(cfg).train()
 """
 
-from magicvideo.training.config import TrainConfig, load_train_config
+from magicvideo.training.config import TrainConfig, load_train_config, parse_override
 from magicvideo.training.keyframe import KeyframeTrainer, build_keyframe_trainer, diffusion_loss, drop_condition
 from magicvideo.training.trainer import Trainer, list_checkpoints, load_weights, read_log
 from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer, reconstruction_loss
 
 __all__ = [
     "KeyframeTrainer", "TrainConfig", "Trainer", "VideoVAETrainer", "build_keyframe_trainer", "build_videovae_trainer",
-    "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "read_log",
+    "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "parse_override", "read_log",
     "reconstruction_loss",
 ]  # fmt: skip

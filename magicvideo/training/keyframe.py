@@ -170,6 +170,9 @@ def build_keyframe_trainer(cfg: TrainConfig, dataset=None, device: str | torch.d
     if cfg.conditioning == "image":
         from magicvideo.conditioning import ImageEmbedder
 
+        if not cfg.image_encoder:
+            raise ValueError("image_encoder: required when conditioning is 'image' (a CLIP vision model folder)")
+
         image_embedder = ImageEmbedder.from_pretrained(cfg.image_encoder)
         if image_embedder.dim != mc.unet.cross_attention_dim:
             raise ValueError(

@@ -1,0 +1,53 @@
+"""`magicvideo train keyframe` and `magicvideo train videovae`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_train(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train the key-frame model (3.1.3) or the VideoVAE decoder (3.3)")
+    sub = p.add_subparsers(dest="train_command", metavar="TRAIN_COMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+    for name, stage, help_ in (
+        ("keyframe", "keyframe", "key-frame U-Net, eq. 6 (text, or image embeddings for unsupervised pre-training)"),
+        ("videovae", "videovae", "the VideoVAE decoder's temporal layers, image VAE frozen"),
+    ):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--config", required=True, help="configs/train/<name>.yaml or a YAML path")
+        s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config key (dotted path, YAML value), e.g. --set optim.lr=1e-3; repeatable")
+        s.add_argument("--steps", type=int, help="shortcut for --set steps=N")
+        s.add_argument("--out-dir", help="shortcut for --set out_dir=DIR")
+        s.add_argument("--csv", help="shortcut for --set data.csv=FILE")
+        s.add_argument("--device", help="shortcut for --set device=DEV")
+        s.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log is still written)")
+        s.set_defaults(func=_train, stage=stage)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from magicvideo.training.config import load_train_config, parse_override
+    from magicvideo.training.keyframe import build_keyframe_trainer
+    from magicvideo.training.videovae import build_videovae_trainer
+
+    overrides = dict(parse_override(o) for o in args.overrides)
+    for key, value in (("steps", args.steps), ("out_dir", args.out_dir), ("data.csv", args.csv), ("device", args.device)):
+        if value is not None:
+            overrides[key] = value
+    cfg = load_train_config(args.config, overrides)
+    if cfg.stage != args.stage:
+        raise ValueError(f"--config {args.config}: stage is {cfg.stage!r}; use `magicvideo train {cfg.stage}`")
+    console = Console(stderr=True)
+    build = build_keyframe_trainer if cfg.stage == "keyframe" else build_videovae_trainer
+    trainer = build(cfg)
+    n = sum(p.numel() for p in trainer.params)
+    console.print(f"{cfg.stage}: {n:,} trainable parameters on {trainer.device}, {cfg.steps} steps of "
+                  f"{cfg.batch_size}x{cfg.grad_accum} clips -> {cfg.out_dir}")  # fmt: skip
+    summary = trainer.train(progress=not args.no_progress)
+    if cfg.stage == "keyframe" and cfg.conditioning == "text":
+        trainer.save_pipeline(cfg.out_path / "final" / "pipeline")
+    console.print(f"done: step {summary['steps']}, loss {summary['loss']}, {summary['seconds']:.1f} s; "
+                  f"log {cfg.out_path / 'train_log.jsonl'}, weights {cfg.out_path / 'final'}")  # fmt: skip
+    return 0
