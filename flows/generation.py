@@ -129,13 +129,14 @@ def start_actors(settings, gpus: float | None = None) -> list:
     gpus = cluster_gpus() if gpus is None else gpus
     per_gpu = settings.num_gpus_per_actor if settings.num_gpus_per_actor is not None else (1 if gpus else 0)
     n = settings.num_actors or (max(1, int(gpus // per_gpu)) if per_gpu else 1)
-    cls = ray.remote(GenerationWorker).options(
+    options = dict(
         num_gpus=per_gpu, num_cpus=settings.num_cpus_per_actor,
         max_restarts=settings.max_restarts,      # Ray's default for actors is 0 (STACK.md)
         max_task_retries=0,                      # we resubmit a lost batch ourselves (to any live actor)
     )
     if os.environ.get(CHAOS_ENV):  # tests: hand the hook to the actor processes
-        cls = cls.options(runtime_env={"env_vars": {CHAOS_ENV: os.environ[CHAOS_ENV]}})
+        options["runtime_env"] = {"env_vars": {CHAOS_ENV: os.environ[CHAOS_ENV]}}
+    cls = ray.remote(GenerationWorker).options(**options)
     return [cls.remote() for _ in range(n)]
 
 
