@@ -91,12 +91,13 @@ class MagicVideoPipeline(DiffusionPipeline):
         """Swap the sampler, keeping the trained noise schedule (`make_scheduler`)."""
         self.scheduler = make_scheduler(name, self.scheduler.config, **overrides)
 
-    def enable_fast_inference(self, compile_mode: str | None = "reduce-overhead", inductor_tuning: bool = True) -> None:
+    def enable_fast_inference(self, compile_mode: str | None = "reduce-overhead", inductor_tuning: bool = False) -> None:
         """GPU inference recipe measured in BENCHMARKS.md: fused QKV projections, channels-last
         U-Net, and `torch.compile` (``reduce-overhead`` adds CUDA graphs, which matter at small
-        batches where the step is launch-bound). `inductor_tuning` turns 1x1 convolutions into
-        matmuls and enables coordinate-descent tuning of the generated kernels. The first call per
-        input shape compiles (about 1-2 minutes for sd15)."""
+        batches where the step is launch-bound). The first call per input shape compiles (about
+        1-2 minutes for sd15). `inductor_tuning` turns 1x1 convolutions into matmuls and enables
+        coordinate-descent tuning of the generated kernels; off by default because on an H100 the
+        sd15 compile then ran past 9 minutes (BENCHMARKS.md), so its benefit is unmeasured."""
         self.unet.fuse_qkv_projections()
         self.unet.to(memory_format=torch.channels_last)
         if compile_mode is None:

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 18) -> Path:
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int = 18, threads: int = 1) -> Path:
     """Write ``frames`` (uint8, ``(F, H, W, 3)``) to an H.264 mp4 at ``path``.
 
     The file is written under a temporary name in the same folder and renamed into place, so a
     crash never leaves a half-written video under the final name. Odd sizes are padded by
-    repeating the last row/column (yuv420p needs even sides).
+    repeating the last row/column (yuv420p needs even sides). With ``threads=1`` (default) x264's
+    output is byte-identical for identical frames; its frame threading is not deterministic.
     """
     import av  # imported here: writing is the only use, and PyAV is slow to import
 
@@ -37,6 +38,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 8.0, crf: int =
             stream.width, stream.height = frames.shape[2], frames.shape[1]
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": str(crf)}
+            stream.codec_context.thread_count = threads
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
