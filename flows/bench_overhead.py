@@ -52,13 +52,17 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     pipe.set_scheduler("ddim")
     items = plan_samples(records, checkpoint_id(out / "ckpt"), sampler, 1, 0)
+    load_s = time.perf_counter() - t0
     for i in range(0, len(items), args.batch_size):
+        if i == args.batch_size:
+            t_first = time.perf_counter()
         b = items[i : i + args.batch_size]
         frames = pipe([it.prompt for it in b], seed=[it.seed for it in b], negative_prompt=[""] * len(b),
                       num_inference_steps=args.steps, guidance_scale=7.5, fps=8.0, output_type="uint8").frames
         for it, clip in zip(b, frames):
             write_sample(sample_path(out / "bare", it.address), clip)
     bare = time.perf_counter() - t0
+    bare_steady = (len(items) - args.batch_size) / (time.perf_counter() - t_first)
 
     # the flow (embedded Prefect, local Ray)
     from flows.eval_flow import eval_flow
@@ -72,11 +76,20 @@ def main() -> None:
                          "tracking": {"uri": "sqlite:///" + str(out / "mlflow.db"), "grid_samples": 0}})
     total = time.perf_counter() - t0
     gen = rows[0]["time_generation_s"]
+    flow_steady = rows[0]["steady_clips_per_s"]
+    fixed_flow = total - args.prompts / flow_steady  # everything that does not scale with prompts
+    fixed_bare = bare - args.prompts / bare_steady
     res = {"prompts": args.prompts, "steps": args.steps, "batch_size": args.batch_size, "cores": cores,
            "bare_s": round(bare, 2), "flow_generation_stage_s": round(gen, 2), "flow_total_s": round(total, 2),
            "overhead_generation_stage_pct": round(100 * (gen / bare - 1), 1),
            "overhead_total_pct": round(100 * (total / bare - 1), 1),
-           "bare_clips_per_s": round(args.prompts / bare, 3), "flow_clips_per_s": rows[0]["clips_per_s"]}
+           "bare_clips_per_s": round(args.prompts / bare, 3), "flow_clips_per_s": round(rows[0]["clips_per_s"], 3),
+           "bare_load_s": round(load_s, 2), "flow_first_batch_s": round(rows[0]["first_batch_s"], 2),
+           "bare_steady_clips_per_s": round(bare_steady, 3), "flow_steady_clips_per_s": round(flow_steady, 3),
+           "steady_overhead_pct": round(100 * (bare_steady / flow_steady - 1), 1),
+           "fixed_bare_s": round(fixed_bare, 1), "fixed_flow_s": round(fixed_flow, 1),
+           "projected_overhead_1000_prompts_pct": round(
+               100 * ((fixed_flow + 1000 / flow_steady) / (fixed_bare + 1000 / bare_steady) - 1), 1)}
     print(json.dumps(res))
 
 

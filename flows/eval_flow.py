@@ -50,6 +50,11 @@ def ensure_ray(settings) -> bool:
 
     if ray.is_initialized():
         return False
+    if settings.address is None:
+        # Ray starts worker processes at nice 15: on a shared CPU machine the generation actors
+        # (the flow's whole workload) then lose to every other process and ran 3-8x slower than
+        # the same pipeline in the driver (BENCHMARKS.md, Orchestration). Our actors are the work.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     mode = os.environ.get("RAY_AUTH_MODE", "token (Ray's default)")
     _logger().info("Ray: %s, auth mode %s", settings.address or "local", mode)
     ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
@@ -167,7 +172,8 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     tracking.log_params(client, rid, params)
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
            "benchmark": cfg.benchmark, "run_id": rid}
-    mets = {"clips_per_s": report.clips_per_s, "samples_generated": report.generated,
+    mets = {"clips_per_s": report.clips_per_s, "steady_clips_per_s": report.steady_clips_per_s,
+            "first_batch_s": report.first_batch_s, "samples_generated": report.generated,
             "samples_skipped": report.skipped, "actor_deaths": report.actor_deaths}
     mets.update({f"time_{k}_s": v for k, v in timings.items()})
     for m, r in results.items():
@@ -254,9 +260,12 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
         t0 = time.perf_counter()
         bench, records = manifest_task(cfg)
         t_manifest = time.perf_counter() - t0
-        refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
         started_ray = ensure_ray(cfg.ray)
         actors = generation.start_actors(cfg.ray)
+        # the actors start and load the first checkpoint while the reference statistics are computed
+        warm = [a.load.remote(ckpts[0]["path"], cfg.sampler.scheduler) for a in actors]
+        refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
+        del warm  # a failed warm-up shows again (and is handled) on the first batch
         rows = []
         for ckpt in ckpts:
             t0 = time.perf_counter()

@@ -51,6 +51,9 @@ class GenerationWorker:
     def info(self) -> dict:
         return {"pid": os.getpid(), "device": self.device, "checkpoint": self.checkpoint}
 
+    def ready(self) -> bool:
+        return True
+
     def load(self, checkpoint: str, scheduler: str) -> dict:
         """Load ``checkpoint`` unless it is the one already held."""
         if self.checkpoint != checkpoint or self.pipe is None:
@@ -113,6 +116,8 @@ class GenerationReport:
     batches: int
     redone_batches: int                   # batches resubmitted after their actor died
     actor_deaths: int
+    first_batch_s: float = 0.0            # until the first batch returned (actor start + pipeline load)
+    steady_clips_per_s: float = 0.0       # after the first batch
     records: dict[str, dict] = field(default_factory=dict)  # address -> actor record
 
     @property
@@ -183,6 +188,9 @@ def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: di
                     if deaths[idx] > max_restarts:
                         live.pop(idx, None)  # Ray will not restart it again
                 continue
+            if not report.first_batch_s:
+                report.first_batch_s = time.perf_counter() - t0
+                first_n = len(batch)
             for r in records:
                 report.records[r["address"]] = r
             n_new = sum(r["generated"] for r in records)
@@ -191,6 +199,8 @@ def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: di
             if progress is not None:
                 progress(done, len(todo), time.perf_counter() - t0)
     report.seconds = time.perf_counter() - t0
+    if report.first_batch_s and done > first_n:
+        report.steady_clips_per_s = (done - first_n) / (report.seconds - report.first_batch_s)
     return report
 
 

@@ -91,7 +91,8 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
 
     from flows.store import checkpoint_id
 
-    rows = run(env, tmp_path, env["ckpts"])
+    ckpts = [{"path": env["ckpts"][0], "ablation": "full"}, {"path": env["ckpts"][1], "ablation": "adaptor off"}]
+    rows = run(env, tmp_path, ckpts)
     assert [r["step"] for r in rows] == [100, 200]
     assert len(samples(tmp_path)) == 2 * N_PROMPTS
     for r in rows:
@@ -121,7 +122,9 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
         local = c.download_artifacts(ch.info.run_id, "samples.jsonl", str(tmp_path / ch.info.run_id))
         lines = [json.loads(s) for s in Path(local).read_text().splitlines()]
         assert len(lines) == N_PROMPTS and all(Path(x["path"]).is_file() for x in lines)
-    assert "plots/fvd_vs_step.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/fvd_vs_step.png", "plots/ablations.png"} <= {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
+    abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
+    assert [(a["variant"], a["fvd"]) for a in abl] == [("full", rows[0]["fvd"]), ("adaptor off", rows[1]["fvd"])]
 
     from flows.compare import compare
 
@@ -183,3 +186,26 @@ def test_killed_actor_batch_is_redone(env, tmp_path, monkeypatch):
     alone = w.pipe([it.prompt], seed=[it.seed], num_inference_steps=2, guidance_scale=1.0, fps=8.0,
                    negative_prompt=[""], output_type="uint8").frames[0]
     assert np.array_equal(read_sample(sample_path(tmp_path, it.address)), alone)
+
+
+def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
+    """The nightly sweep evaluates a new checkpoint once; `magicvideo eval` runs the same flow."""
+    import shutil
+
+    from flows.eval_flow import sweep_flow
+    from magicvideo.cli import main
+
+    watch = tmp_path / "watch"
+    shutil.copytree(env["ckpts"][0], watch / "step-100")
+    o = overrides(env, tmp_path, metrics={"fvd": None})
+    o.update(limit=2, output_root=str(tmp_path / "eval"))
+    assert sweep_flow(watch_dir=str(watch), benchmarks=["shapes"], overrides=o) == {"shapes": [str(watch / "step-100")]}
+    assert sweep_flow(watch_dir=str(watch), benchmarks=["shapes"], overrides=o) == {"shapes": []}
+    assert len(samples(tmp_path)) == 2
+    rc = main(["eval", "shapes", "--checkpoint", env["ckpts"][1], "--limit", "2", "--steps", "2",
+               "--root", str(env["root"] / "shapes"), "--output-root", str(tmp_path / "eval"),
+               "--tracking-uri", o["tracking"]["uri"], "--set", "metrics.fvd=null", "--set", "ray.num_cpus_per_actor=0.5"])
+    assert rc == 0 and len(samples(tmp_path)) == 4
+    from flows.compare import compare
+
+    assert list(compare(o["tracking"]["uri"])["shapes"]["step"]) == [100, 200]
