@@ -13,6 +13,16 @@ from magicvideo.training import TrainConfig, build_keyframe_trainer, diffusion_l
 CAPTIONS = ["a red circle moving left", "a blue square moving up", "a green triangle grows"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is as fast, and does not spin against the other test
+    processes sharing this machine's cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small_model():
     """configs/model/tiny.yaml with 4 frames of 32x32 pixels (4x4 latents): fast on a CPU."""
     mc = load_model_config("tiny")
