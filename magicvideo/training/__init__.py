@@ -18,7 +18,7 @@ CLI: ``magicvideo train keyframe --config NAME|PATH`` and ``magicvideo train vid
     build_keyframe_trainer(cfg).train()
 """
 
-from magicvideo.training.config import TrainConfig, load_train_config, parse_override
+from magicvideo.training.config import TrainConfig, load_train_config, parse_override, validate_train_config
 from magicvideo.training.keyframe import KeyframeTrainer, build_keyframe_trainer, diffusion_loss, drop_condition
 from magicvideo.training.trainer import Trainer, list_checkpoints, load_weights, read_log
 from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer, reconstruction_loss
@@ -26,5 +26,5 @@ from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer
 __all__ = [
     "KeyframeTrainer", "TrainConfig", "Trainer", "VideoVAETrainer", "build_keyframe_trainer", "build_videovae_trainer",
     "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "parse_override", "read_log",
-    "reconstruction_loss",
+    "reconstruction_loss", "validate_train_config",
 ]  # fmt: skip

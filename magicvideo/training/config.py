@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from magicvideo.build import ModelConfig, load_model_config
-from magicvideo.configs import ConfigError, StrictModel, resolve_config_path, validate_config
+from magicvideo.configs import ConfigError, StrictModel, resolve_config_path
 
 
 class DataSection(StrictModel):
@@ -108,7 +108,25 @@ def load_train_config(name_or_path: str | Path, overrides: dict[str, Any] | None
                 raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
             node = node.setdefault(part, {})
         node[leaf] = value
-    return validate_config(data, TrainConfig, source=str(path))
+    return validate_train_config(data, source=str(path))
+
+
+def validate_train_config(data: object, source: str = "config") -> TrainConfig:
+    """Validate a training config dict; errors name the key path (``model.unet.layers_per_block``,
+    without pydantic's union branch names for the name-or-inline ``model`` key)."""
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        inline = isinstance(data, dict) and isinstance(data.get("model"), dict)
+        problems = []
+        for err in exc.errors():
+            loc = list(err["loc"])
+            if loc[:1] == ["model"] and len(loc) > 1 and loc[1] in ("str", "ModelConfig"):
+                if (loc[1] == "ModelConfig") != inline:
+                    continue  # the other branch of the union: not what the user meant
+                loc = ["model", *loc[2:]]
+            problems.append(f"{'.'.join(str(p) for p in loc) or '<root>'}: {err['msg']}")
+        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
 
 
 def parse_override(text: str) -> tuple[str, Any]:
