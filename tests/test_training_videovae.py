@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from magicvideo.build import load_model_config
-from magicvideo.training import TrainConfig, build_videovae_trainer, reconstruction_loss
+from magicvideo.training import TrainConfig, build_videovae_trainer, read_log, reconstruction_loss
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +72,12 @@ def test_videovae_resume_is_bit_exact(tmp_path):
         fa = load_file(tmp_path / "a" / "run" / "final" / name / "diffusion_pytorch_model.safetensors")
         fb = load_file(tmp_path / "b" / "run" / "final" / name / "diffusion_pytorch_model.safetensors")
         assert all(torch.equal(fa[k], fb[k]) for k in fa), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (bf16 autocast path)")
+def test_videovae_trains_on_cuda_in_bf16(tmp_path):
+    data = clips()
+    trainer = build_videovae_trainer(config(tmp_path, device="cuda", mixed_precision="bf16", steps=3), dataset=data)
+    trainer.train(progress=False)
+    assert all(p.is_cuda for p in trainer.params)
+    assert all(r["loss"] > 0 for r in read_log(tmp_path / "run" / "train_log.jsonl"))
