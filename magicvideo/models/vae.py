@@ -36,6 +36,10 @@ class TemporalDecoderLayer(nn.Module):
         self.attn = TemporalAttention(channels, max(1, channels // head_dim), directed=True)
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        # The decoder's mid-block can hand over a channels-last tensor; torch 2.13's CPU GroupNorm
+        # backward crashes on that when the input needs no grad but the norm's weight does (frozen
+        # image decoder, trained temporal layers). A contiguous copy computes the same values.
+        x = x.contiguous()
         n, c, h, w = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)  # (b f) (h w) c
         return x + self.attn(tokens, num_frames).transpose(1, 2).view(n, c, h, w)

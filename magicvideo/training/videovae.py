@@ -27,10 +27,6 @@ def reconstruction_loss(vae, video: torch.Tensor, kind: str = "mse", sample: boo
     return F.mse_loss(recon, video.float()) if kind == "mse" else F.l1_loss(recon, video.float())
 
 
-def _contiguous_input(module, args):
-    return (args[0].contiguous(), *args[1:])
-
-
 class VideoVAETrainer(Trainer):
     """Trains ``vae.temporal`` of a :class:`~magicvideo.models.VideoAutoencoderKL`; every other
     parameter is frozen (``requires_grad=False``) and bit-for-bit unchanged.
@@ -51,11 +47,6 @@ class VideoVAETrainer(Trainer):
         self.dataset, self.model = dataset, vae.to(self.device)
         vae.requires_grad_(False)
         vae.temporal.requires_grad_(True)
-        # Workaround: torch 2.13's CPU GroupNorm backward segfaults on a channels-last input that
-        # does not require grad when the norm's weight does (GroupNormBackwardKernelImplChannelsLast).
-        # The frozen decoder's mid-block hands the first temporal layer exactly that, so its input
-        # is made contiguous (same values).
-        self._hooks = [layer.register_forward_pre_hook(_contiguous_input) for layer in vae.temporal]
         self.setup()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
