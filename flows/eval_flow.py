@@ -234,8 +234,9 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     if config is None and (CONFIG_ROOT / "eval" / f"{Path(benchmark).stem}.yaml").is_file():
         config = Path(benchmark).stem
     params = dict(overrides or {})
-    params.update(benchmark=benchmark, checkpoints=checkpoints, samples_per_prompt=samples_per_prompt, seed=seed,
-                  limit=limit, output_root=output_root)
+    given = dict(benchmark=benchmark, checkpoints=checkpoints, samples_per_prompt=samples_per_prompt, seed=seed,
+                 limit=limit, output_root=output_root)
+    params.update({k: v for k, v in given.items() if v is not None})  # None: keep overrides / the config
     if sampler:
         params["sampler"] = sampler
     if ray_address:

@@ -204,7 +204,8 @@ def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
     assert len(samples(tmp_path)) == 2
     rc = main(["eval", "shapes", "--checkpoint", env["ckpts"][1], "--limit", "2", "--steps", "2",
                "--root", str(env["root"] / "shapes"), "--output-root", str(tmp_path / "eval"),
-               "--tracking-uri", o["tracking"]["uri"], "--set", "metrics.fvd=null", "--set", "ray.num_cpus_per_actor=0.5"])
+               "--tracking-uri", o["tracking"]["uri"], "--set", "metrics.fvd=null", "--set", "metrics.fid=null",
+               "--set", "ray.num_cpus_per_actor=0.5"])
     assert rc == 0 and len(samples(tmp_path)) == 4
     from flows.compare import compare
 
