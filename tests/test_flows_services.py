@@ -84,8 +84,10 @@ def test_deployment_run_eval_shapes(tmp_path):
         _cli(env, "work-pool", "create", "magicvideo", "--type", "process")
         _cli(env, "--no-prompt", "deploy", "--all")
         listed = _cli(env, "deployment", "ls").stdout
-        for name in ("msrvtt", "ucf101", "shapes", "ablations", "nightly"):
+        for name in ("eval/msrvtt", "eval/ucf101", "eval/shapes", "eval/ablations", "sweep/nightly"):
             assert name in listed
+        nightly = _cli(env, "deployment", "inspect", "sweep/nightly").stdout
+        assert "0 2 * * *" in nightly
         worker = subprocess.Popen([prefect, "worker", "start", "--pool", "magicvideo"], cwd=tmp_path, env=env,
                                   stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT)
         uri = "sqlite:///" + str(tmp_path / "mlflow.db")
