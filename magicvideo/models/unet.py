@@ -336,6 +336,13 @@ class MagicVideoUNet(UNet2DConditionModel):
             nn.init.zeros_(self.fps_embedding.linear_2.bias)
         _inflate_modules(self, num_frames, use_adaptor, temporal_attention)
 
+    @classmethod
+    def extract_init_dict(cls, config_dict: dict, **kwargs: Any):
+        """Drop the image model's own config keys before `from_config` / `from_pretrained`:
+        `UNet2DConditionModel.__init__` registers all of its arguments, so a saved config holds
+        them too, but they are derived from this class's arguments and would only draw warnings."""
+        return super().extract_init_dict(_without_parent_keys(cls, UNet2DConditionModel, config_dict), **kwargs)
+
     # ---- inflation from an image model ---------------------------------------------------
 
     @classmethod
@@ -447,6 +454,13 @@ class MagicVideoUNet(UNet2DConditionModel):
         )[0]
         out = out.view(b, f, -1, h, w).transpose(1, 2)
         return MagicVideoUNetOutput(sample=out) if return_dict else (out,)
+
+
+def _without_parent_keys(cls: type, parent: type, config: dict) -> dict:
+    """`config` less the keys that only `parent.__init__` takes (shared by VideoAutoencoderKL)."""
+    own = set(inspect.signature(cls.__init__).parameters)
+    parent_only = set(inspect.signature(parent.__init__).parameters) - own
+    return {k: v for k, v in config.items() if k not in parent_only}
 
 
 def _differs(value: Any, default: Any) -> bool:

@@ -24,7 +24,7 @@ from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrain
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from .unet import TemporalAttention
+from .unet import TemporalAttention, _without_parent_keys
 
 
 class TemporalDecoderLayer(nn.Module):
@@ -98,6 +98,11 @@ class VideoAutoencoderKL(AutoencoderKL):
         self.temporal = nn.ModuleList(
             TemporalDecoderLayer(widths[i], norm_num_groups, temporal_head_dim) for i in range(temporal_layers)
         )
+
+    @classmethod
+    def extract_init_dict(cls, config_dict: dict, **kwargs):
+        """Drop `AutoencoderKL`'s own config keys (registered by its `__init__`, derived from ours)."""
+        return super().extract_init_dict(_without_parent_keys(cls, AutoencoderKL, config_dict), **kwargs)
 
     @classmethod
     def from_image_vae(cls, vae: AutoencoderKL, temporal_layers: int = 2, temporal_head_dim: int = 64) -> "VideoAutoencoderKL":
