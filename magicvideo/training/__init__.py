@@ -11,7 +11,13 @@
   safetensors checkpoints + ``training_state.pt`` (weights_only) that resume bit-exactly,
   rich progress, ``train_log.jsonl`` (:func:`read_log`).
 
-CLI: ``magicvideo train keyframe --config NAME|PATH`` and ``magicvideo train videovae ...``.
+- The shapes models (:mod:`.shapes`, issue 6): :func:`train_shapes` runs data -> image VAE
+  (:mod:`.vae`) -> CLIP pair (:mod:`.clip`) -> text-to-image U-Net (:mod:`.t2i`) -> VideoVAE ->
+  image-embedding pre-training -> text fine-tuning -> I3D attribute classifier (:mod:`.classifier`)
+  from one recipe (``configs/train/shapes.yaml``) and seed.
+
+CLI: ``magicvideo train keyframe --config NAME|PATH``, ``magicvideo train videovae ...`` and
+``magicvideo train shapes OUT [--seed K] [--steps-scale X]``.
 
     from magicvideo.training import load_train_config, build_keyframe_trainer
     cfg = load_train_config("keyframe_tiny", {"steps": 100, "data.csv": "shapes/train.csv"})

@@ -1,4 +1,4 @@
-"""`magicvideo train keyframe` and `magicvideo train videovae`."""
+"""`magicvideo train keyframe`, `magicvideo train videovae` and `magicvideo train shapes`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def add_train(subparsers) -> None:
         s.add_argument("--device", help="shortcut for --set device=DEV")
         s.add_argument("--no-progress", action="store_true", help="no progress bar (the JSONL log is still written)")
         s.set_defaults(func=_train, stage=stage)
+    s = sub.add_parser("shapes", help="every 'shapes' model in order (data, VAE, CLIP, T2I, VideoVAE, pre-training, "
+                       "fine-tuning, classifier) from one recipe and seed")  # fmt: skip
+    s.add_argument("out", help="output folder (data/, runs/, t2i/, pipeline/, classifier/, clip/, report.json)")
+    s.add_argument("--recipe", default="shapes", help="configs/train/<name>.yaml or a YAML path (default: shapes)")
+    s.add_argument("--seed", type=int, help="the one seed (benchmark, initialisation, noise, batches); default: the recipe's")
+    s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup (e.g. 0.01)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set stages.t2i.batch_size=32; repeatable")
+    s.add_argument("--stages", help="comma-separated subset of image_vae,clip,t2i,videovae,pretrain,finetune,classifier")
+    s.add_argument("--device", help="device of every stage (default: each stage's, auto)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_train_shapes)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -50,4 +62,32 @@ def _train(args: argparse.Namespace) -> int:
         trainer.save_pipeline(cfg.out_path / "final" / "pipeline")
     console.print(f"done: step {summary['steps']}, loss {summary['loss']}, {summary['seconds']:.1f} s; "
                   f"log {cfg.out_path / 'train_log.jsonl'}, weights {cfg.out_path / 'final'}")  # fmt: skip
+    return 0
+
+
+def _train_shapes(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from magicvideo.training.config import parse_override
+    from magicvideo.training.shapes import STAGES, load_shapes_recipe, train_shapes
+
+    console = Console(stderr=True)
+    recipe = load_shapes_recipe(args.recipe, dict(parse_override(o) for o in args.overrides))
+    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else STAGES
+    report = train_shapes(args.out, recipe, seed=args.seed, steps_scale=args.steps_scale, device=args.device,
+                          progress=not args.no_progress, stages=stages, log=console.print)  # fmt: skip
+    table = Table("stage", "steps", "final loss", "seconds", "parameters", title=f"shapes models -> {args.out}")
+    for name, s in report["stages"].items():
+        loss = s.get("loss")
+        table.add_row(name, str(s.get("steps", s.get("skipped", "-"))), "-" if loss is None else f"{loss:.4f}",
+                      str(s.get("seconds", "reused" if s.get("reused") else "-")),
+                      f"{s['trainable_parameters']:,}" if "trainable_parameters" in s else "-")  # fmt: skip
+    console.print(table)
+    acc = report["stages"].get("classifier", {}).get("test_accuracy")
+    if acc:
+        chance = report["stages"]["classifier"]["chance"]
+        console.print("classifier test accuracy: " + ", ".join(f"{k} {v:.2f} (chance {chance[k]:.2f})" for k, v in acc.items()))
+    sizes = report["sizes"]
+    console.print("sizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()) + f"; report {args.out}/report.json")
     return 0

@@ -1,8 +1,10 @@
 """Training configs (``configs/train/*.yaml``), validated by pydantic; errors name the key path.
 
-Two stages share one schema for everything but the model-specific keys:
+Every stage shares one schema for everything but the model-specific keys:
 
     stage: keyframe            # keyframe (U-Net, eq. 6) | videovae (decoder temporal layers, 3.3)
+                               # | image_vae | clip | t2i | classifier (the shapes models,
+                               # magicvideo.training.shapes)
     model: tiny                # model config name/path (configs/model/), or the config inline
     weights: random            # random | pretrained (inflate model.pretrained_2d, as build_pipeline)
     out_dir: runs/keyframe     # checkpoints/, train_log.jsonl, config.yaml, final/
@@ -52,8 +54,32 @@ class EMASection(StrictModel):
     update_after_step: int = Field(0, ge=0)     # EMA copies the weights until this step
 
 
+class CLIPSection(StrictModel):
+    """The vision tower of the shapes CLIP pair (stage clip); the text tower is the model config's
+    ``text_encoder``. Both project to ``text_encoder.projection_dim`` (= ``unet.cross_attention_dim``)."""
+
+    image_size: int = Field(64, ge=8)           # CLIP input side (frames are resized/cropped to it)
+    patch_size: int = Field(8, ge=1)
+    hidden_size: int = Field(64, ge=1)
+    num_hidden_layers: int = Field(4, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(256, ge=1)
+    init_temperature: float = Field(0.07, gt=0)  # InfoNCE temperature at init (CLIP: 0.07; learnable)
+    max_logit_scale: float = Field(100.0, gt=0)  # CLIP's clamp of the learnt 1/temperature
+
+
+class ClassifierSection(StrictModel):
+    """The shapes video classifier (stage classifier): a width-scaled Inception-I3D with one head
+    per attribute (:mod:`magicvideo.training.classifier`)."""
+
+    width: float = Field(0.25, gt=0, le=1)      # channel multiplier of every I3D layer (1.0: the original widths)
+    attributes: list[str] = ["shape", "color", "background", "motion", "speed"]  # heads (shapes.json vocabulary)
+    dropout: float = Field(0.5, ge=0, lt=1)     # before the heads, as I3D
+    num_frames: int = Field(16, ge=10)          # consecutive frames per training clip (the eval protocol's 16)
+
+
 class TrainConfig(StrictModel):
-    stage: Literal["keyframe", "videovae"] = "keyframe"
+    stage: Literal["keyframe", "videovae", "image_vae", "clip", "t2i", "classifier"] = "keyframe"
     model: str | ModelConfig = "tiny"           # model config name/path (configs/model) or inline
     weights: Literal["random", "pretrained"] = "random"
     init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning)
@@ -81,6 +107,11 @@ class TrainConfig(StrictModel):
     # ---- videovae stage (section 3.3) ----
     recon_loss: Literal["mse", "l1"] = "mse"
     sample_posterior: bool = True               # decode a posterior sample (True) or its mode
+
+    # ---- shapes models (magicvideo.training.shapes): image_vae, clip, t2i, classifier ----
+    kl_weight: float = Field(1e-6, ge=0)        # image_vae: weight of KL(q(z|x) || N(0, I)) next to the pixel loss
+    clip: CLIPSection = CLIPSection()           # clip: vision tower and temperature
+    classifier: ClassifierSection = ClassifierSection()  # classifier: width and heads
 
     def resolved_model(self) -> ModelConfig:
         """The resolved model config (loaded by name/path when ``model`` is a string)."""

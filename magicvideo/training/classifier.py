@@ -1,0 +1,325 @@
+"""The shapes video classifier: Inception-I3D (Carreira & Zisserman 2017) at a fraction of its
+width, with one head per shapes attribute, trained on the benchmark's labelled training clips.
+
+Its two uses on the shapes benchmark: the pooled features (:meth:`ShapesI3D.features`) are this
+domain's FVD feature extractor (Kinetics-trained I3D has never seen flat synthetic shapes and
+cannot be downloaded here), and the heads (:meth:`ShapesI3D.predict`) score whether a generated
+clip shows the shape, colour and motion its prompt asked for (attribute accuracy).
+
+Why the model is defined here and not taken from ``evaluation/i3d.py``: dependencies point one
+way, ``flows -> evaluation -> magicvideo`` (DESIGN.md), and ``magicvideo train shapes`` trains the
+classifier with the rest of the chain, so this module may not import ``evaluation``. It keeps
+pytorch-i3d's layout and parameter names (``Conv3d_1a_7x7.conv3d.weight``,
+``Mixed_3b.b1b.bn.running_var``, ``logits.conv3d.bias``, ...): at ``width=1`` with one 400-way head
+its state dict has exactly the keys and shapes of ``evaluation.i3d.InceptionI3d`` (a test checks
+this), so ``evaluation`` can load the trained classifier through this class, and could later take
+its blocks from here instead of keeping a second copy.
+
+Differences from the Kinetics I3D, all for a 64x64, 16-frame, from-scratch domain:
+- every channel count is ``max(1, round(c * width))`` (width 0.25: ~0.8 M parameters, ~3 MB);
+- global average pooling over (T, H, W) instead of ``AvgPool3d([2, 7, 7])`` + a time mean, so any
+  frame size works (64x64 frames end at 2x2 after the five stride-2 stages);
+- batch-norm momentum 0.1 (PyTorch's default; pytorch-i3d's 0.001 only suits fine-tuning) and
+  eps 1e-3 (pytorch-i3d's);
+- the 1x1x1 ``logits`` conv outputs the concatenated logits of all heads.
+Input: ``(B, 3, T, H, W)`` in [-1, 1], T >= 10 as for the FVD I3D.
+
+Training (:class:`ClassifierTrainer`): mean over heads of the cross-entropy; clips are
+``classifier.num_frames`` consecutive frames from a random start (the evaluation protocol reads
+consecutive frames too), labels from ``train.csv``'s attribute columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from magicvideo.training.config import TrainConfig
+from magicvideo.training.trainer import Trainer
+
+# ---- the architecture (pytorch-i3d names) ----------------------------------------------------
+
+
+def _same_pads(x: torch.Tensor, kernel, stride) -> list[int]:
+    """TensorFlow 'SAME' padding of the last three dims, in ``F.pad`` order."""
+    pads = []
+    for size, k, s in zip(x.shape[2:], kernel, stride):
+        total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
+        pads.append((total // 2, total - total // 2))
+    return [p for front_back in reversed(pads) for p in front_back]
+
+
+class Unit3D(nn.Module):
+    """Conv3d ('SAME' padding) -> BatchNorm3d -> ReLU, pytorch-i3d's unit."""
+
+    def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1), bn=True, bias=False, relu=True, bn_eps=1e-3):
+        super().__init__()
+        self.kernel, self.stride, self.relu = tuple(kernel), tuple(stride), relu
+        self.conv3d = nn.Conv3d(cin, cout, self.kernel, self.stride, padding=0, bias=bias)
+        if bn:
+            self.bn = nn.BatchNorm3d(cout, eps=bn_eps, momentum=0.1)
+
+    def forward(self, x):
+        x = self.conv3d(F.pad(x, _same_pads(x, self.kernel, self.stride)))
+        if hasattr(self, "bn"):
+            x = self.bn(x)
+        return F.relu(x) if self.relu else x
+
+
+class MaxPool3dSame(nn.Module):
+    """Max pooling with 'SAME' zero padding (inputs are post-ReLU)."""
+
+    def __init__(self, kernel, stride):
+        super().__init__()
+        self.kernel, self.stride = tuple(kernel), tuple(stride)
+
+    def forward(self, x):
+        return F.max_pool3d(F.pad(x, _same_pads(x, self.kernel, self.stride)), self.kernel, self.stride)
+
+
+class InceptionBlock3D(nn.Module):
+    """1x1 | 1x1-3x3 | 1x1-3x3 | maxpool-1x1, concatenated on channels."""
+
+    def __init__(self, cin, c, bn_eps=1e-3):
+        super().__init__()
+        self.b0 = Unit3D(cin, c[0], bn_eps=bn_eps)
+        self.b1a = Unit3D(cin, c[1], bn_eps=bn_eps)
+        self.b1b = Unit3D(c[1], c[2], (3, 3, 3), bn_eps=bn_eps)
+        self.b2a = Unit3D(cin, c[3], bn_eps=bn_eps)
+        self.b2b = Unit3D(c[3], c[4], (3, 3, 3), bn_eps=bn_eps)
+        self.b3a = MaxPool3dSame((3, 3, 3), (1, 1, 1))
+        self.b3b = Unit3D(cin, c[5], bn_eps=bn_eps)
+
+    def forward(self, x):
+        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
+
+
+# branch channels of the Inception blocks (I3D paper / pytorch-i3d), at width 1
+_BLOCKS = {
+    "Mixed_3b": (64, 96, 128, 16, 32, 32),
+    "Mixed_3c": (128, 128, 192, 32, 96, 64),
+    "Mixed_4b": (192, 96, 208, 16, 48, 64),
+    "Mixed_4c": (160, 112, 224, 24, 64, 64),
+    "Mixed_4d": (128, 128, 256, 24, 64, 64),
+    "Mixed_4e": (112, 144, 288, 32, 64, 64),
+    "Mixed_4f": (256, 160, 320, 32, 128, 128),
+    "Mixed_5b": (256, 160, 320, 32, 128, 128),
+    "Mixed_5c": (384, 192, 384, 48, 128, 128),
+}
+_STAGES = (
+    "Conv3d_1a_7x7", "MaxPool3d_2a_3x3", "Conv3d_2b_1x1", "Conv3d_2c_3x3", "MaxPool3d_3a_3x3", "Mixed_3b",
+    "Mixed_3c", "MaxPool3d_4a_3x3", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f",
+    "MaxPool3d_5a_2x2", "Mixed_5b", "Mixed_5c",
+)  # fmt: skip
+
+
+class ShapesI3D(ModelMixin, ConfigMixin):
+    """Width-scaled Inception-I3D with one classification head per attribute.
+
+    Args:
+        attributes: head names, in the order of the concatenated logits.
+        classes: per head, its values in label-index order (``magicvideo.data.vocabulary()[name]``).
+            Two lists, not a dict: diffusers writes ``config.json`` with sorted keys, which would
+            reorder a dict's heads on reload.
+        width: channel multiplier of every layer (1.0: the Kinetics I3D's widths).
+        dropout: dropout before the heads (training only).
+        bn_eps: batch-norm epsilon.
+    """
+
+    @register_to_config
+    def __init__(self, attributes: list[str], classes: list[list[str]], width: float = 0.25, dropout: float = 0.5,
+                 bn_eps: float = 1e-3):  # fmt: skip
+        super().__init__()
+        if len(attributes) != len(classes):
+            raise ValueError(f"{len(attributes)} attributes but {len(classes)} class lists")
+
+        def w(c: int) -> int:
+            return max(1, round(c * width))
+
+        u = dict(bn_eps=bn_eps)
+        self.Conv3d_1a_7x7 = Unit3D(3, w(64), (7, 7, 7), (2, 2, 2), **u)
+        self.MaxPool3d_2a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))
+        self.Conv3d_2b_1x1 = Unit3D(w(64), w(64), **u)
+        self.Conv3d_2c_3x3 = Unit3D(w(64), w(192), (3, 3, 3), **u)
+        self.MaxPool3d_3a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))
+        cin = w(192)
+        for name in _STAGES[5:]:
+            if name.startswith("MaxPool3d_4a"):
+                self.MaxPool3d_4a_3x3 = MaxPool3dSame((3, 3, 3), (2, 2, 2))
+            elif name.startswith("MaxPool3d_5a"):
+                self.MaxPool3d_5a_2x2 = MaxPool3dSame((2, 2, 2), (2, 2, 2))
+            else:
+                c = tuple(w(x) for x in _BLOCKS[name])
+                setattr(self, name, InceptionBlock3D(cin, c, **u))
+                cin = c[0] + c[2] + c[4] + c[5]
+        self.feature_dim = cin
+        self.head_dropout = nn.Dropout(dropout)  # pytorch-i3d: .dropout (a config key here)
+        self.sizes = [len(c) for c in classes]
+        self.logits = Unit3D(cin, sum(self.sizes), bn=False, bias=True, relu=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(B, feature_dim)`` of videos ``(B, 3, T, H, W)`` in [-1, 1] (the FVD features)."""
+        if x.ndim != 5 or x.shape[1] != 3:
+            raise ValueError(f"expected videos (B, 3, T, H, W), got {tuple(x.shape)}")
+        if x.shape[2] < 10:
+            raise ValueError(f"I3D needs at least 10 frames, got {x.shape[2]}")
+        for name in _STAGES:
+            x = getattr(self, name)(x)
+        return x.mean(dim=(2, 3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenated logits of all heads ``(B, sum of head sizes)``."""
+        f = self.head_dropout(self.features(x))
+        return self.logits(f[:, :, None, None, None])[:, :, 0, 0, 0]
+
+    @property
+    def heads(self) -> dict[str, list[str]]:
+        """Attribute -> its values, in head order."""
+        return dict(zip(self.config.attributes, self.config.classes))
+
+    def split(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Concatenated logits -> attribute -> ``(B, values)``."""
+        return dict(zip(self.config.attributes, logits.split(self.sizes, dim=1)))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Attribute -> predicted value index ``(B,)`` (eval mode is the caller's business)."""
+        return {k: v.argmax(1) for k, v in self.split(self(x)).items()}
+
+
+def classification_loss(model: ShapesI3D, videos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over heads of the cross-entropy; labels ``(B, heads)`` value indices."""
+    heads = model.split(model(videos))
+    return sum(F.cross_entropy(h.float(), labels[:, i]) for i, h in enumerate(heads.values())) / len(heads)
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+
+class LabelledClips(torch.utils.data.Dataset):
+    """Clips of a shapes ``train.csv`` with their attribute labels: the items of a
+    :class:`~magicvideo.data.VideoTextDataset` (``num_frames`` consecutive frames) plus ``labels``
+    ``(len(heads),)`` int64, looked up by the item's ``video_id`` in the CSV's attribute columns."""
+
+    def __init__(self, csv_path: str | Path, heads: dict[str, list[str]], num_frames: int = 16, size: int | None = None,
+                 seed: int = 0, root: str | Path | None = None):  # fmt: skip
+        from magicvideo.data.training import VideoTextDataset
+
+        self.videos = VideoTextDataset(csv_path, root=root, span=num_frames, num_frames=num_frames, size=size, seed=seed)
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        missing = [k for k in heads if rows and k not in rows[0]]
+        if missing:
+            raise ValueError(f"{csv_path}: no attribute column(s) {', '.join(missing)} (a shapes benchmark train.csv)")
+        index = {k: {v: i for i, v in enumerate(values)} for k, values in heads.items()}
+        self.labels = {r["videoid"].strip(): [index[k][r[k]] for k in heads] for r in rows}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.videos.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.videos[i]
+        return {**item, "labels": torch.tensor(self.labels[item["video_id"]], dtype=torch.int64)}
+
+
+def read_test_clips(root: str | Path, num_frames: int = 16, size: int | None = None, limit: int | None = None):
+    """The test split of a shapes benchmark folder: ``(videos (N, 3, T, S, S) in [-1, 1], labels per
+    attribute name (dict of lists of value names))``, the first ``num_frames`` frames of each clip."""
+    from magicvideo.data.video import read_eval_clip
+
+    root = Path(root)
+    ann = json.loads((root / "test_videodatainfo.json").read_text())
+    videos, attrs = [], {}
+    for v in ann["videos"][:limit]:
+        clip = read_eval_clip(root / "TestVideo" / f"{v['video_id']}.mp4", num=num_frames, size=size)
+        videos.append(clip.frames.transpose(3, 0, 1, 2).astype(np.float32) / np.float32(127.5) - 1)
+        for k, value in v["attributes"].items():
+            attrs.setdefault(k, []).append(value)
+    return torch.from_numpy(np.stack(videos)), attrs
+
+
+@torch.no_grad()
+def attribute_accuracy(model: ShapesI3D, videos: torch.Tensor, attributes: dict[str, list[str]],
+                       batch: int = 32) -> dict[str, float]:  # fmt: skip
+    """Fraction of `videos` whose predicted value equals `attributes` (names), per head."""
+    was_training = model.training
+    model.eval()
+    try:
+        preds = [model.predict(v.to(model.device, model.dtype)) for v in videos.split(batch)]
+    finally:
+        model.train(was_training)
+    out = {}
+    for k, values in model.heads.items():
+        if k in attributes:
+            pred = torch.cat([p[k] for p in preds]).cpu()
+            truth = torch.tensor([values.index(a) for a in attributes[k]])
+            out[k] = float((pred == truth).float().mean())
+    return out
+
+
+def chance_accuracy(heads: dict[str, list[str]]) -> dict[str, float]:
+    """Accuracy of uniform guessing per head."""
+    return {k: 1 / len(v) for k, v in heads.items()}
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+
+class ClassifierTrainer(Trainer):
+    """Trains a :class:`ShapesI3D` on labelled clips.
+
+    Args:
+        cfg: training config (``stage: classifier``).
+        dataset: items with ``video`` ``(T, 3, H, W)`` in [-1, 1] and ``labels`` ``(heads,)``.
+        model: the classifier.
+        device: overrides ``cfg.device``.
+    """
+
+    model_name = "classifier"
+
+    def __init__(self, cfg: TrainConfig, dataset, model: ShapesI3D, device: str | torch.device | None = None):
+        super().__init__(cfg, device)
+        self.dataset, self.model = dataset, model.to(self.device)
+        self.setup()
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        videos = batch["video"].to(self.device).transpose(1, 2)  # (B, T, 3, H, W) -> (B, 3, T, H, W)
+        return classification_loss(self.model, videos, batch["labels"].to(self.device))
+
+
+def build_classifier_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None) -> ClassifierTrainer:
+    """A new :class:`ShapesI3D` (``classifier`` keys, heads from the shapes vocabulary, seeded) on
+    the labelled clips of ``data.csv`` unless `dataset` is given."""
+    from magicvideo.data import vocabulary
+
+    if cfg.stage != "classifier":
+        raise ValueError(f"stage: expected 'classifier', got {cfg.stage!r}")
+    c = cfg.classifier
+    vocab = vocabulary()
+    unknown = [k for k in c.attributes if k not in vocab]
+    if unknown:
+        raise ValueError(f"classifier.attributes: unknown {unknown} (known: {', '.join(vocab)})")
+    heads = {k: vocab[k] for k in c.attributes}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = ShapesI3D(list(heads), list(heads.values()), width=c.width, dropout=c.dropout)
+    if dataset is None:
+        if not cfg.data.csv:
+            raise ValueError("data.csv: required (a shapes benchmark's train.csv)")
+        dataset = LabelledClips(cfg.data.csv, heads, c.num_frames, cfg.resolved_model().resolution, cfg.data.seed,
+                                root=cfg.data.root)  # fmt: skip
+    return ClassifierTrainer(cfg, dataset, model, device=device)
