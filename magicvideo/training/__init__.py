@@ -14,7 +14,7 @@
 - The shapes models (:mod:`.shapes`, issue 6): :func:`train_shapes` runs data -> image VAE
   (:mod:`.vae`) -> CLIP pair (:mod:`.clip`) -> text-to-image U-Net (:mod:`.t2i`) -> VideoVAE ->
   image-embedding pre-training -> text fine-tuning -> I3D attribute classifier (:mod:`.classifier`)
-  from one recipe (``configs/train/shapes.yaml``) and seed.
+  from one recipe (``configs/train/shapes/default.yaml``) and seed.
 
 CLI: ``magicvideo train keyframe --config NAME|PATH``, ``magicvideo train videovae ...`` and
 ``magicvideo train shapes OUT [--seed K] [--steps-scale X]``.
@@ -28,9 +28,10 @@ from magicvideo.training.config import TrainConfig, load_train_config, parse_ove
 from magicvideo.training.keyframe import KeyframeTrainer, build_keyframe_trainer, diffusion_loss, drop_condition
 from magicvideo.training.trainer import Trainer, list_checkpoints, load_weights, read_log
 from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer, reconstruction_loss
+from magicvideo.training.shapes import ShapesRecipe, load_shapes_recipe, train_shapes
 
 __all__ = [
     "KeyframeTrainer", "TrainConfig", "Trainer", "VideoVAETrainer", "build_keyframe_trainer", "build_videovae_trainer",
     "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "parse_override", "read_log",
-    "reconstruction_loss", "validate_train_config",
+    "reconstruction_loss", "validate_train_config", "ShapesRecipe", "load_shapes_recipe", "train_shapes",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ def add_train(subparsers) -> None:
     s = sub.add_parser("shapes", help="every 'shapes' model in order (data, VAE, CLIP, T2I, VideoVAE, pre-training, "
                        "fine-tuning, classifier) from one recipe and seed")  # fmt: skip
     s.add_argument("out", help="output folder (data/, runs/, t2i/, pipeline/, classifier/, clip/, report.json)")
-    s.add_argument("--recipe", default="shapes", help="configs/train/<name>.yaml or a YAML path (default: shapes)")
+    s.add_argument("--recipe", default="default", help="configs/train/shapes/<name>.yaml or a YAML path (default: default)")
     s.add_argument("--seed", type=int, help="the one seed (benchmark, initialisation, noise, batches); default: the recipe's")
     s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup (e.g. 0.01)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -35,8 +35,9 @@ One seed (the recipe's ``seed``, or ``--seed``) sets the benchmark's seed, every
 batch order). ``steps_scale`` multiplies every stage's ``steps`` and ``optim.warmup_steps`` (a CPU
 smoke run: 0.01).
 
-Recipes: ``configs/train/shapes.yaml`` (the committed models, GPU) and
-``configs/train/shapes_tiny.yaml`` (tiny sizes: a CPU smoke run and the tests).
+Recipes: ``configs/train/shapes/default.yaml`` (the committed models, GPU) and
+``configs/train/shapes/tiny.yaml`` (tiny sizes: a CPU smoke run and the tests). They live in a
+subfolder because every ``configs/train/*.yaml`` is a single-stage training config.
 """
 
 from __future__ import annotations
@@ -82,10 +83,10 @@ class ShapesRecipe(StrictModel):
     stages: StagesSection = StagesSection()
 
 
-def load_shapes_recipe(name_or_path: str | Path = "shapes", overrides: dict[str, Any] | None = None) -> ShapesRecipe:
-    """A recipe by name (``configs/train/<name>.yaml``) or path, with dotted `overrides`
+def load_shapes_recipe(name_or_path: str | Path = "default", overrides: dict[str, Any] | None = None) -> ShapesRecipe:
+    """A recipe by name (``configs/train/shapes/<name>.yaml``) or path, with dotted `overrides`
     (``{"stages.t2i.steps": 100}``); errors name the file and key path."""
-    path = resolve_config_path(name_or_path, "train")
+    path = resolve_config_path(name_or_path, "train/shapes")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -94,6 +95,8 @@ def load_shapes_recipe(name_or_path: str | Path = "shapes", overrides: dict[str,
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
             node = node.setdefault(part, {})
         node[leaf] = value
     try:
@@ -351,7 +354,7 @@ def size_report(out: str | Path) -> dict[str, Any]:
     return {**sizes, "total": sum(sizes.values())}
 
 
-def train_shapes(out: str | Path, recipe: str | Path | ShapesRecipe = "shapes", seed: int | None = None,
+def train_shapes(out: str | Path, recipe: str | Path | ShapesRecipe = "default", seed: int | None = None,
                  steps_scale: float = 1.0, device: str | None = None, progress: bool = True,
                  stages: tuple[str, ...] = STAGES, log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:  # fmt: skip
     """Train the shapes models into `out` (see the module docstring) and return the report.
