@@ -19,7 +19,7 @@ class WeightsSpec:
     what: str          # human name of the network, e.g. "FVD I3D (pytorch-i3d state dict)"
     filename: str      # the file's usual name
     source: str        # where it is usually obtained
-    config_key: str    # key in a benchmark config that holds the path
+    config_key: str    # key of the eval config (configs/eval/*.yaml, `--set`) that holds the path
     env_var: str       # environment variable that holds the path
 
 
@@ -27,14 +27,14 @@ I3D_STATE_DICT = WeightsSpec(
     what="FVD I3D (Inception-I3D, Kinetics-400, pytorch-i3d state dict)",
     filename="i3d_pretrained_400.pt",
     source="VideoGPT's FVD release (wilson1yan/VideoGPT, also shipped by TATS and common_metrics_on_video_quality)",
-    config_key="evaluation.weights.i3d",
+    config_key="metrics.fvd.weights",
     env_var="MAGICVIDEO_I3D_WEIGHTS",
 )
 I3D_TORCHSCRIPT = WeightsSpec(
     what="FVD I3D (StyleGAN-V TorchScript detector)",
     filename="i3d_torchscript.pt",
     source="StyleGAN-V's metrics (universome/stylegan-v, src/metrics/frechet_video_distance.py: detector_url)",
-    config_key="evaluation.weights.i3d_torchscript",
+    config_key="metrics.fvd.weights",
     env_var="MAGICVIDEO_I3D_TORCHSCRIPT",
 )
 INCEPTION = WeightsSpec(
@@ -42,14 +42,14 @@ INCEPTION = WeightsSpec(
     filename="pt_inception-2015-12-05-6726825d.pth",
     source="pytorch-fid's release 'fid_weights' (mseitzer/pytorch-fid), same file as torch-fidelity's "
     "weights-inception-2015-12-05-6726825d.pth",
-    config_key="evaluation.weights.inception",
+    config_key="metrics.fid.weights",
     env_var="MAGICVIDEO_INCEPTION_WEIGHTS",
 )
 CLIP = WeightsSpec(
     what="CLIPSIM CLIP ViT-B/32 (transformers folder)",
     filename="clip-vit-base-patch32/",
     source="the Hugging Face model openai/clip-vit-base-patch32, saved with save_pretrained",
-    config_key="evaluation.weights.clip",
+    config_key="metrics.clipsim.weights",
     env_var="MAGICVIDEO_CLIP_PATH",
 )
 
@@ -70,7 +70,7 @@ def _message(spec: WeightsSpec, path: Path | None) -> str:
     where = f"not found at {path}" if path is not None else "no path given"
     return (
         f"{spec.what}: {spec.filename} {where}. It is usually obtained from {spec.source}; nothing is "
-        f"downloaded. Point to it with the config key `{spec.config_key}` or the environment variable "
+        f"downloaded. Point to it with the eval config key `{spec.config_key}` or the environment variable "
         f"{spec.env_var}."
     )
 

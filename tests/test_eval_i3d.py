@@ -173,7 +173,7 @@ def test_missing_weights_error_names_file_source_and_keys(monkeypatch, tmp_path)
     with pytest.raises(MissingWeightsError) as e:
         I3DExtractor()
     msg = str(e.value)
-    for part in ("i3d_pretrained_400.pt", "VideoGPT", "evaluation.weights.i3d", "MAGICVIDEO_I3D_WEIGHTS"):
+    for part in ("i3d_pretrained_400.pt", "VideoGPT", "metrics.fvd.weights", "MAGICVIDEO_I3D_WEIGHTS"):
         assert part in msg
     monkeypatch.setenv("MAGICVIDEO_I3D_WEIGHTS", str(tmp_path / "nope.pt"))
     with pytest.raises(MissingWeightsError, match="nope.pt"):

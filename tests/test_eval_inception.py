@@ -134,5 +134,5 @@ def test_missing_inception_weights(monkeypatch):
     monkeypatch.delenv("MAGICVIDEO_INCEPTION_WEIGHTS", raising=False)
     with pytest.raises(MissingWeightsError) as e:
         InceptionExtractor()
-    for part in ("pt_inception-2015-12-05", "pytorch-fid", "evaluation.weights.inception", "MAGICVIDEO_INCEPTION_WEIGHTS"):
+    for part in ("pt_inception-2015-12-05", "pytorch-fid", "metrics.fid.weights", "MAGICVIDEO_INCEPTION_WEIGHTS"):
         assert part in str(e.value)

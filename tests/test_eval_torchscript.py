@@ -83,5 +83,5 @@ def test_missing_torchscript_names_env_and_key(monkeypatch):
     monkeypatch.delenv("MAGICVIDEO_I3D_TORCHSCRIPT", raising=False)
     with pytest.raises(MissingWeightsError) as e:
         StyleGANVI3DExtractor()
-    for part in ("i3d_torchscript.pt", "StyleGAN-V", "evaluation.weights.i3d_torchscript", "MAGICVIDEO_I3D_TORCHSCRIPT"):
+    for part in ("i3d_torchscript.pt", "StyleGAN-V", "metrics.fvd.weights", "MAGICVIDEO_I3D_TORCHSCRIPT"):
         assert part in str(e.value)
