@@ -49,7 +49,7 @@ CLIP = WeightsSpec(
     what="CLIPSIM CLIP ViT-B/32 (transformers folder)",
     filename="clip-vit-base-patch32/",
     source="the Hugging Face model openai/clip-vit-base-patch32, saved with save_pretrained",
-    config_key="metrics.clipsim.weights",
+    config_key="",  # CLIPSIM is not in the eval flow yet: CLIPSimScorer(path) only
     env_var="MAGICVIDEO_CLIP_PATH",
 )
 
@@ -68,10 +68,10 @@ def resolve_weights(path: str | os.PathLike | None, spec: WeightsSpec, *, direct
 
 def _message(spec: WeightsSpec, path: Path | None) -> str:
     where = f"not found at {path}" if path is not None else "no path given"
+    key = f"the eval config key `{spec.config_key}` or " if spec.config_key else ""
     return (
         f"{spec.what}: {spec.filename} {where}. It is usually obtained from {spec.source}; nothing is "
-        f"downloaded. Point to it with the eval config key `{spec.config_key}` or the environment variable "
-        f"{spec.env_var}."
+        f"downloaded. Point to it with {key}the environment variable {spec.env_var}."
     )
 
 
