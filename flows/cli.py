@@ -55,6 +55,10 @@ def _overrides(args) -> dict:
 
 
 def run_eval(args) -> int:
+    import os
+
+    # Offline machines: Prefect's embedded server would log a failed telemetry call every run.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.eval_flow import eval_flow
 
     rows = eval_flow(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
