@@ -210,3 +210,28 @@ def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
     from flows.compare import compare
 
     assert list(compare(o["tracking"]["uri"])["shapes"]["step"]) == [100, 200]
+
+
+def test_fid_through_the_flow(env, tmp_path):
+    """The FID path (Inception pool3 over every frame, bootstrap interval) runs end to end."""
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from evaluation import InceptionV3FID
+
+    torch.manual_seed(0)
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(InceptionV3FID().state_dict(), weights)
+    from flows.eval_flow import eval_flow
+
+    o = overrides(env, tmp_path, metrics={"fvd": None, "fid": {"extractor": "inception_v3_fid", "weights": str(weights)},
+                                          "bootstrap": 5})
+    rows = eval_flow(benchmark="shapes", checkpoints=env["ckpts"][:1], limit=2, output_root=str(tmp_path / "eval"),
+                     overrides=o)
+    (row,) = rows
+    assert "fvd" not in row and np.isfinite(row["fid"]) and row["fid"] > 0
+    assert row["fid_ci_low"] <= row["fid_ci_high"]
+    c = MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db"))
+    child = [r for r in c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
+             if "mlflow.parentRunId" in r.data.tags]
+    assert child and child[0].data.metrics["fid"] == pytest.approx(row["fid"])
