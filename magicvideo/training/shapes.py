@@ -268,7 +268,7 @@ class ShapesChain:
             shutil.rmtree(self.out / "clip", ignore_errors=True)
             shutil.copytree(self.t2i_dir / "clip", self.out / "clip")
             shutil.rmtree(self.t2i_dir / "clip")
-            return {**summary, "logit_scale": float(model.logit_scale.exp())}
+            return {**summary, "logit_scale": float(model.logit_scale.detach().exp())}
 
         self._stage("clip", self.stage_config("clip"), train)
 

@@ -1,0 +1,111 @@
+"""`magicvideo train shapes`: the recipes validate and fit the size budget; the whole chain runs
+end to end at tiny sizes on a CPU from one seed, its outputs load in their standard formats and
+generate, and a second run reuses the finished stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from magicvideo.cli import main
+from magicvideo.training.shapes import STAGES, ShapesChain, load_shapes_recipe, shapes_words, size_report
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_vocabulary_covers_every_caption():
+    from magicvideo.data.shapes import ShapesSpec, sample_clip
+
+    words = set(shapes_words())
+    spec = ShapesSpec()
+    for i in range(50):
+        for caption in sample_clip(spec, "test", i).captions():
+            assert set(caption.replace(",", " ").split()) <= words
+
+
+def test_default_recipe_fits_the_size_budget():
+    """The shipped models (pipeline, classifier, CLIP) of configs/train/shapes/default.yaml: at
+    most ~20 MB of fp32 weights (issue 6, point 5), and the widths the chain requires."""
+    from transformers import CLIPModel, CLIPTextModel
+
+    from magicvideo.build import build_text_encoder, build_unet, build_vae
+    from magicvideo.training.classifier import ShapesI3D
+    from magicvideo.training.clip import clip_config
+    from magicvideo.training.config import TrainConfig
+
+    recipe = load_shapes_recipe("default")
+    mc = recipe.model.model_copy(deep=True)
+    mc.text_encoder.vocabulary = shapes_words()
+    tokenizer, text = build_text_encoder(mc)
+    cfg = TrainConfig(stage="clip", model=mc, **{k: v for k, v in recipe.stages.clip.items() if k == "clip"})
+    width = recipe.stages.classifier["classifier"]["width"]
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    n = {
+        "unet": count(build_unet(mc)), "vae": count(build_vae(mc)), "text_encoder": count(text),
+        "classifier": count(ShapesI3D(["a"] * 5, [["x"] * 3, ["x"] * 6, ["x"] * 3, ["x"] * 8, ["x"] * 2], width=width)),
+        "clip": count(CLIPModel(clip_config(cfg, tokenizer))),
+    }  # fmt: skip
+    assert isinstance(text, CLIPTextModel)
+    assert 4 * sum(n.values()) <= 20.5e6, n
+    assert mc.resolution == recipe.data.size and len(tokenizer(["a red circle"]).input_ids[0]) == 5
+
+
+def test_stage_configs_scale_steps_and_skip_zero(tmp_path):
+    recipe = load_shapes_recipe("default", {"stages.pretrain.steps": 0, "seed": 7})
+    chain = ShapesChain(tmp_path, recipe, steps_scale=0.01, device="cpu")
+    t2i = chain.stage_config("t2i")
+    assert t2i.steps == 60 and t2i.optim.warmup_steps == 2 and t2i.device == "cpu"
+    assert t2i.seed == 7 and t2i.data.seed == 7 and t2i.data.csv == str(tmp_path / "data" / "train.csv")
+    assert t2i.resolved_model().pretrained_2d == str(tmp_path / "t2i")
+    assert chain.stage_config("pretrain") is None
+    fin = chain.stage_config("finetune", weights="pretrained", conditioning="text")
+    assert fin.stage == "keyframe" and fin.out_dir == str(tmp_path / "runs" / "finetune")
+    assert ShapesChain(tmp_path, recipe, steps_scale=1e-6).stage_config("clip").steps == 1
+
+
+def test_train_shapes_end_to_end(tmp_path, capsys):
+    from transformers import CLIPModel, CLIPProcessor
+
+    from magicvideo.pipeline import MagicVideoPipeline
+    from magicvideo.training.classifier import ShapesI3D
+
+    out = tmp_path / "shapes"
+    args = ["train", "shapes", str(out), "--recipe", "tiny", "--seed", "3", "--device", "cpu", "--no-progress"]
+    assert main(args) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["stages"]) == ["data", *STAGES]
+    for stage in STAGES:
+        s = report["stages"][stage]
+        assert s["steps"] >= 1 and s["loss"] > 0 and (out / "runs" / stage / "done.json").is_file()
+        assert yaml.safe_load((out / "runs" / stage / "config.yaml").read_text())["seed"] == 3
+    assert json.loads((out / "data" / "shapes.json").read_text())["spec"]["seed"] == 3
+    assert report["sizes"] == size_report(out) and report["sizes"]["total"] > 0
+    acc = report["stages"]["classifier"]["test_accuracy"]
+    assert set(acc) == {"shape", "color", "background", "motion", "speed"}
+    for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder"):
+        assert (out / "t2i" / sub).is_dir(), sub
+
+    pipe = MagicVideoPipeline.from_pretrained(out / "pipeline")
+    pipe.set_progress_bar_config(disable=True)
+    video = pipe("a red circle moving left slowly on a black background", num_inference_steps=2, seed=0).frames
+    assert tuple(video.shape) == (1, 4, 32, 32, 3)
+    clf = ShapesI3D.from_pretrained(out / "classifier")
+    assert list(clf.heads) == ["shape", "color", "background", "motion", "speed"]
+    CLIPModel.from_pretrained(out / "clip")
+    CLIPProcessor.from_pretrained(out / "clip")
+    printed = capsys.readouterr().err
+    assert "classifier test accuracy" in printed and "sizes: pipeline" in printed
+
+    # a second run reuses every finished stage and the benchmark
+    assert main(args) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert all(again["stages"][s].get("reused") for s in ["data", *STAGES])
