@@ -103,3 +103,19 @@ def test_brief_training_beats_chance_on_test_clips(shapes, tmp_path):
     chance = chance_accuracy(trainer.model.heads)
     assert acc["background"] >= 0.8, acc
     assert sum(acc.values()) / len(acc) > sum(chance.values()) / len(chance) + 0.05, (acc, chance)
+
+
+def test_resume_is_bit_exact_with_batch_norm_statistics(tmp_path):
+    from safetensors.torch import load_file
+
+    g = torch.Generator().manual_seed(0)
+    data = [{"video": torch.rand(12, 3, 32, 32, generator=g) * 2 - 1, "labels": torch.tensor([i % 3, i % 6, i % 3, i % 8, i % 2])}
+            for i in range(6)]  # fmt: skip
+    kw = dict(batch_size=2, ema={"enabled": True, "decay": 0.9}, classifier={"width": 0.125, "num_frames": 12, "dropout": 0.5})
+    build_classifier_trainer(config(tmp_path / "a", **kw), dataset=data).train(progress=False)
+    build_classifier_trainer(config(tmp_path / "b", steps=2, checkpoint_every=2, **kw), dataset=data).train(progress=False)
+    build_classifier_trainer(config(tmp_path / "b", **kw), dataset=data).train(progress=False)
+    for sub in ("classifier", "classifier_ema"):
+        a = load_file(tmp_path / "a" / "run" / "final" / sub / "diffusion_pytorch_model.safetensors")
+        b = load_file(tmp_path / "b" / "run" / "final" / sub / "diffusion_pytorch_model.safetensors")
+        assert any("running_var" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a), sub

@@ -109,3 +109,8 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert main(args) == 0
     again = json.loads((out / "report.json").read_text())
     assert all(again["stages"][s].get("reused") for s in ["data", *STAGES])
+    # ... and refuses to reuse stages trained with other settings
+    assert main([*args, "--steps-scale", "2"]) == 2
+    assert "was trained with other settings (steps)" in capsys.readouterr().err
+    assert main([*args[:-5], "--seed", "4", "--device", "cpu", "--no-progress"]) == 2
+    assert "another spec or seed" in capsys.readouterr().err

@@ -175,10 +175,13 @@ class ShapesI3D(ModelMixin, ConfigMixin):
             x = getattr(self, name)(x)
         return x.mean(dim=(2, 3, 4))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> concatenated logits of all heads ``(B, sum of head sizes)``."""
+        return self.logits(features[:, :, None, None, None])[:, :, 0, 0, 0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Concatenated logits of all heads ``(B, sum of head sizes)``."""
-        f = self.head_dropout(self.features(x))
-        return self.logits(f[:, :, None, None, None])[:, :, 0, 0, 0]
+        """Concatenated logits of all heads ``(B, sum of head sizes)`` (dropout in train mode)."""
+        return self.head(self.head_dropout(self.features(x)))
 
     @property
     def heads(self) -> dict[str, list[str]]:
@@ -195,9 +198,16 @@ class ShapesI3D(ModelMixin, ConfigMixin):
         return {k: v.argmax(1) for k, v in self.split(self(x)).items()}
 
 
-def classification_loss(model: ShapesI3D, videos: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over heads of the cross-entropy; labels ``(B, heads)`` value indices."""
-    heads = model.split(model(videos))
+def classification_loss(model: ShapesI3D, videos: torch.Tensor, labels: torch.Tensor,
+                        generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """Mean over heads of the cross-entropy; labels ``(B, heads)`` value indices. In train mode the
+    features' dropout mask is drawn from `generator` (not torch's global RNG: exact resume)."""
+    f = model.features(videos)
+    p = model.config.dropout
+    if model.training and p > 0:
+        keep = torch.rand(f.shape, generator=generator, device=f.device) >= p
+        f = f * keep.to(f.dtype) / (1 - p)
+    heads = model.split(model.head(f))
     return sum(F.cross_entropy(h.float(), labels[:, i]) for i, h in enumerate(heads.values())) / len(heads)
 
 
@@ -298,7 +308,7 @@ class ClassifierTrainer(Trainer):
 
     def loss(self, batch: dict) -> torch.Tensor:
         videos = batch["video"].to(self.device).transpose(1, 2)  # (B, T, 3, H, W) -> (B, 3, T, H, W)
-        return classification_loss(self.model, videos, batch["labels"].to(self.device))
+        return classification_loss(self.model, videos, batch["labels"].to(self.device), self.generator)
 
 
 def build_classifier_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None) -> ClassifierTrainer:

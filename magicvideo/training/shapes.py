@@ -20,7 +20,8 @@ A stage with ``steps: 0`` is skipped (videovae: the pipeline keeps identity temp
 pretrain: fine-tuning starts from the inflated T2I U-Net, the "no pre-training" ablation). Each
 stage trains in ``OUT/runs/<stage>`` with the ordinary :class:`~magicvideo.training.Trainer`
 (checkpoints, exact resume, ``train_log.jsonl``) and writes ``done.json`` when its outputs are in
-place; a re-run skips finished stages and resumes an interrupted one. Layout::
+place; a re-run skips finished stages (and refuses a folder whose data or finished stages came
+from other settings) and resumes an interrupted one. Layout::
 
     OUT/data/          the benchmark (train.csv, TestVideo/, test_videodatainfo.json, shapes.json)
     OUT/runs/<stage>/  each stage's training folder
@@ -195,25 +196,34 @@ class ShapesChain:
         """``final/<name>_ema`` when EMA is on, else ``final/<name>``."""
         return cfg.out_path / "final" / (f"{name}_ema" if cfg.ema.enabled else name)
 
-    def _done(self, stage: str) -> dict | None:
+    def _done(self, stage: str, cfg: TrainConfig) -> dict | None:
+        """The summary of a finished stage, or None; raises if it was trained with another config."""
         marker = self.run_dir(stage) / "done.json"
-        return json.loads(marker.read_text()) if marker.is_file() else None
+        if not marker.is_file():
+            return None
+        done = json.loads(marker.read_text())
+        old, new = done.get("config", {}), _comparable(cfg)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if changed:
+            raise ValueError(f"{self.run_dir(stage)} was trained with other settings ({', '.join(changed)}); "
+                             "use another output folder, or delete that stage's folder to retrain it")  # fmt: skip
+        return done
 
     def _stage(self, stage: str, cfg: TrainConfig | None, train: Callable[[TrainConfig], dict]) -> None:
         if cfg is None:
             self.report["stages"][stage] = {"skipped": "steps: 0"}
             self.log(f"{stage}: skipped (steps: 0)")
             return
-        done = self._done(stage)
+        done = self._done(stage, cfg)
         if done is not None:
-            self.report["stages"][stage] = {**done, "reused": True}
+            self.report["stages"][stage] = {**{k: v for k, v in done.items() if k != "config"}, "reused": True}
             self.log(f"{stage}: done before, reusing {self.run_dir(stage)}")
             return
         self.log(f"{stage}: {cfg.steps} steps of {cfg.batch_size}x{cfg.grad_accum} -> {cfg.out_dir}")
         t0 = time.perf_counter()
         summary = train(cfg)
         summary = {**summary, "seconds": round(time.perf_counter() - t0, 2)}
-        (self.run_dir(stage) / "done.json").write_text(json.dumps(summary, indent=1))
+        (self.run_dir(stage) / "done.json").write_text(json.dumps({**summary, "config": _comparable(cfg)}, indent=1))
         self.report["stages"][stage] = summary
         self.log(f"{stage}: loss {summary.get('loss')}, {summary['seconds']:.1f} s")
 
@@ -230,7 +240,10 @@ class ShapesChain:
 
         spec = self.recipe.data.model_copy(update={"seed": self.recipe.seed})
         summary_file = self.data_dir / "shapes.json"
-        if summary_file.is_file() and json.loads(summary_file.read_text()).get("spec") == spec.model_dump():
+        if summary_file.is_file():
+            if json.loads(summary_file.read_text()).get("spec") != spec.model_dump():
+                raise ValueError(f"{self.data_dir} holds a shapes benchmark of another spec or seed; use another "
+                                 "output folder (its models were trained on that data)")  # fmt: skip
             self.report["stages"]["data"] = {"reused": True}
             return
         t0 = time.perf_counter()
@@ -346,6 +359,12 @@ class ShapesChain:
         self.report["sizes"] = size_report(self.out)
         (self.out / "report.json").write_text(json.dumps(self.report, indent=1))
         return self.report
+
+
+def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+    """A stage config without the keys that do not change what it trains."""
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("device", "resume", "checkpoint_every",
+                                                                            "keep_checkpoints")}  # fmt: skip
 
 
 def size_report(out: str | Path) -> dict[str, Any]:
