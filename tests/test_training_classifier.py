@@ -119,3 +119,17 @@ def test_resume_is_bit_exact_with_batch_norm_statistics(tmp_path):
         a = load_file(tmp_path / "a" / "run" / "final" / sub / "diffusion_pytorch_model.safetensors")
         b = load_file(tmp_path / "b" / "run" / "final" / sub / "diffusion_pytorch_model.safetensors")
         assert any("running_var" in k for k in a) and all(torch.equal(a[k], b[k]) for k in a), sub
+
+
+def test_prepare_matches_the_training_frames(shapes):
+    """uint8 test clips through prepare() == the frames read at the model's size by the benchmark reader."""
+    from magicvideo.data.video import read_eval_clip
+
+    model = ShapesI3D(["shape"], [["a", "b", "c"]], width=0.125, sample_size=16, num_frames=12)
+    native = read_eval_clip(shapes / "TestVideo" / "video7010.mp4", num=12).frames  # (12, 32, 32, 3)
+    x = model.prepare(native[None])
+    ref = read_eval_clip(shapes / "TestVideo" / "video7010.mp4", num=12, size=16).frames
+    ref = torch.from_numpy(ref).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    assert x.shape == (1, 3, 12, 16, 16) and (x - ref).abs().max() < 2 / 127.5 + 1e-6
+    with pytest.raises(ValueError, match="at least 12 frames"):
+        model.prepare(native[None, :8])

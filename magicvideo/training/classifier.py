@@ -22,7 +22,9 @@ Differences from the Kinetics I3D, all for a 64x64, 16-frame, from-scratch domai
 - batch-norm momentum 0.1 (PyTorch's default; pytorch-i3d's 0.001 only suits fine-tuning) and
   eps 1e-3 (pytorch-i3d's);
 - the 1x1x1 ``logits`` conv outputs the concatenated logits of all heads.
-Input: ``(B, 3, T, H, W)`` in [-1, 1], T >= 10 as for the FVD I3D.
+Input: ``(B, 3, T, H, W)`` in [-1, 1], T >= 10 as for the FVD I3D; :meth:`ShapesI3D.prepare` turns
+uint8 clips into the frames and size the classifier was trained on (an evaluation extractor's
+preprocessing).
 
 Training (:class:`ClassifierTrainer`): mean over heads of the cross-entropy; clips are
 ``classifier.num_frames`` consecutive frames from a random start (the evaluation protocol reads
@@ -132,11 +134,13 @@ class ShapesI3D(ModelMixin, ConfigMixin):
         width: channel multiplier of every layer (1.0: the Kinetics I3D's widths).
         dropout: dropout before the heads (training only).
         bn_eps: batch-norm epsilon.
+        sample_size: frame side it was trained on; :meth:`prepare` resizes to it.
+        num_frames: frames per clip it was trained on; :meth:`prepare` keeps the first ones.
     """
 
     @register_to_config
     def __init__(self, attributes: list[str], classes: list[list[str]], width: float = 0.25, dropout: float = 0.5,
-                 bn_eps: float = 1e-3):  # fmt: skip
+                 bn_eps: float = 1e-3, sample_size: int = 64, num_frames: int = 16):  # fmt: skip
         super().__init__()
         if len(attributes) != len(classes):
             raise ValueError(f"{len(attributes)} attributes but {len(classes)} class lists")
@@ -182,6 +186,28 @@ class ShapesI3D(ModelMixin, ConfigMixin):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenated logits of all heads ``(B, sum of head sizes)`` (dropout in train mode)."""
         return self.head(self.head_dropout(self.features(x)))
+
+    def prepare(self, videos) -> torch.Tensor:
+        """uint8 videos ``(B, T, H, W, 3)`` (numpy or torch) -> the input this model was trained on:
+        the first ``num_frames`` frames, resized to ``sample_size`` (shorter side, antialiased
+        bilinear, centre crop: the benchmark's ``short_side_crop``), ``(B, 3, T, S, S)`` in [-1, 1]."""
+        x = torch.as_tensor(videos)
+        if x.ndim != 5 or x.shape[-1] != 3:
+            raise ValueError(f"expected uint8 videos (B, T, H, W, 3), got {tuple(x.shape)}")
+        n = self.config.num_frames
+        if x.shape[1] < n:
+            raise ValueError(f"need at least {n} frames, got {x.shape[1]}")
+        b, _, h, w, _ = x.shape
+        x = x[:, :n].permute(0, 1, 4, 2, 3).reshape(b * n, 3, h, w).float().to(self.device)
+        side = self.config.sample_size
+        if (h, w) != (side, side):
+            scale = side / min(h, w)
+            nh, nw = max(side, round(h * scale)), max(side, round(w * scale))
+            x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+            top, left = (nh - side) // 2, (nw - side) // 2
+            x = x[..., top : top + side, left : left + side]
+        x = x / 127.5 - 1
+        return x.reshape(b, n, 3, side, side).transpose(1, 2).to(self.dtype)
 
     @property
     def heads(self) -> dict[str, list[str]]:
@@ -326,7 +352,8 @@ def build_classifier_trainer(cfg: TrainConfig, dataset=None, device: str | torch
     heads = {k: vocab[k] for k in c.attributes}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = ShapesI3D(list(heads), list(heads.values()), width=c.width, dropout=c.dropout)
+        model = ShapesI3D(list(heads), list(heads.values()), width=c.width, dropout=c.dropout,
+                          sample_size=cfg.resolved_model().resolution, num_frames=c.num_frames)  # fmt: skip
     if dataset is None:
         if not cfg.data.csv:
             raise ValueError("data.csv: required (a shapes benchmark's train.csv)")
