@@ -93,6 +93,22 @@ def test_vae_kl_term_is_a_per_element_mean():
     assert both - rec == pytest.approx(float(kl), rel=1e-4)
 
 
+def test_foreground_weights_mark_the_shape_pixels():
+    from magicvideo.training.vae import foreground_weights, image_vae_from_config, vae_loss
+
+    x = torch.full((2, 3, 16, 16), -0.5)
+    x[0, :, 2:6, 3:7] = torch.tensor([0.9, -1.0, 0.2])[:, None, None]
+    x[1, 1, 10:12, 10:12] = -0.45  # within the threshold: background
+    w = foreground_weights(x, 5.0)
+    assert w.shape == (2, 1, 16, 16) and w[0, 0, 2:6, 3:7].eq(5).all() and w.sum() == 2 * 256 + 16 * 4
+    torch.manual_seed(0)
+    vae = image_vae_from_config(small_model())
+    with torch.no_grad():
+        plain = float(vae_loss(vae, x, 0.0, torch.Generator().manual_seed(0), "l1"))
+        recon = vae(x, sample_posterior=True, generator=torch.Generator().manual_seed(0)).sample
+    assert plain == pytest.approx(float((recon - x).abs().mean()), rel=1e-5)
+
+
 # ---- CLIP pair ----------------------------------------------------------------------------------
 
 CLIP_TINY = {"image_size": 32, "patch_size": 8, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,

@@ -104,12 +104,13 @@ class TrainConfig(StrictModel):
     image_encoder: str | None = None            # CLIPVisionModelWithProjection folder (conditioning: image)
     condition_dropout: float = Field(0.1, ge=0, le=1)  # P(condition replaced by the null condition), for CFG
 
-    # ---- videovae stage (section 3.3) ----
+    # ---- videovae stage (section 3.3); recon_loss also image_vae's ----
     recon_loss: Literal["mse", "l1"] = "mse"
     sample_posterior: bool = True               # decode a posterior sample (True) or its mode
 
     # ---- shapes models (magicvideo.training.shapes): image_vae, clip, t2i, classifier ----
-    kl_weight: float = Field(1e-6, ge=0)        # image_vae: weight of KL(q(z|x) || N(0, I)) next to the pixel loss
+    kl_weight: float = Field(1e-6, ge=0)        # image_vae: weight of KL(q(z|x) || N(0, I)) next to the pixel loss (recon_loss)
+    foreground_weight: float = Field(1.0, ge=1)  # image_vae: pixel-loss weight of pixels unlike the frame's median colour
     clip: CLIPSection = CLIPSection()           # clip: vision tower and temperature
     classifier: ClassifierSection = ClassifierSection()  # classifier: width and heads
 

@@ -82,7 +82,7 @@ class T2ITrainer(Trainer):
 
         x = batch["video"].to(self.device)
         x = x[:, 0] if x.ndim == 5 else x
-        z = self.vae.encode(x).latent_dist.sample(self.generator) * self.vae.config.scaling_factor
+        z = self.vae.encode(x).latent_dist.sample(self.generator).float() * self.vae.config.scaling_factor  # fp32 noise/targets under bf16 autocast
         return z, encode_prompts(self.tokenizer, self.text_encoder, list(batch["caption"]), device=self.device)
 
     def loss(self, batch: dict) -> torch.Tensor:

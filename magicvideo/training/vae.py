@@ -1,11 +1,14 @@
 """The image VAE of the shapes models: a diffusers ``AutoencoderKL`` trained from scratch on single
 frames (the first model of :mod:`magicvideo.training.shapes`; the VideoVAE is built from it).
 
-Objective (``vae_loss``): ``MSE(D(z), x) + kl_weight * KL(q(z|x) || N(0, I))`` with ``z ~ q(z|x)``,
-both averaged over elements, pixels in [-1, 1]. LDM's autoencoder adds a perceptual (LPIPS) and a
-patch-GAN loss for natural images; flat-coloured synthetic shapes reconstruct well from the pixel
-loss alone, and no LPIPS weights can be downloaded here. The KL term only keeps the latents near
-unit scale, as LDM's "KL-reg" autoencoder (weight ~1e-6).
+Objective (``vae_loss``): ``w * |D(z) - x|^p + kl_weight * KL(q(z|x) || N(0, I))`` with
+``z ~ q(z|x)``, both averaged over elements, pixels in [-1, 1]; ``p`` = 2 or 1 (``recon_loss``:
+mse | l1) and ``w`` = ``foreground_weight`` on pixels of the shape, 1 on the background
+(:func:`foreground_weights`). LDM's autoencoder adds a perceptual (LPIPS) and a patch-GAN loss for
+natural images; no LPIPS weights can be downloaded here, and for flat-coloured shapes the pixel
+loss suffices once the few shape pixels are not drowned by the background (a short CPU probe with
+plain MSE gave blurred shapes of the wrong colour). The KL term only keeps the latents near unit
+scale, as LDM's "KL-reg" autoencoder (weight ~1e-6).
 
 After training, :func:`latent_scaling_factor` estimates LDM's ``scaling_factor`` (1 / std of the
 latents over training frames) so that the diffusion models see unit-variance latents; the chain
@@ -53,13 +56,29 @@ def image_vae_from_config(cfg) -> "AutoencoderKL":  # noqa: F821
     )
 
 
-def vae_loss(vae, frames: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Pixel MSE of the reconstruction of a posterior sample + ``kl_weight`` * mean KL to N(0, I).
+def foreground_weights(frames: torch.Tensor, weight: float, threshold: float = 0.1) -> torch.Tensor:
+    """Per-pixel loss weights ``(B, 1, H, W)``: `weight` where a pixel's colour differs from its
+    frame's median colour (the plain background of a shapes frame) by more than `threshold` in
+    some channel, else 1. Averaged pixel losses are dominated by the background; a shape covers
+    ~1-5 % of a shapes frame."""
+    median = frames.flatten(2).median(dim=2).values[:, :, None, None]
+    fg = ((frames - median).abs() > threshold).any(dim=1, keepdim=True)
+    return 1 + (weight - 1) * fg.to(frames.dtype)
+
+
+def vae_loss(vae, frames: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None,
+             kind: str = "mse", foreground_weight: float = 1.0) -> torch.Tensor:  # fmt: skip
+    """Pixel loss (`kind`: mse | l1, weighted by :func:`foreground_weights`) of the reconstruction
+    of a posterior sample + ``kl_weight`` * mean KL to N(0, I).
 
     frames: ``(B, 3, H, W)`` in [-1, 1]."""
     posterior = vae.encode(frames).latent_dist
     recon = vae.decode(posterior.sample(generator)).sample
-    rec = F.mse_loss(recon.float(), frames.float())
+    err = recon.float() - frames.float()
+    err = err.square() if kind == "mse" else err.abs()
+    if foreground_weight != 1.0:
+        err = err * foreground_weights(frames.float(), foreground_weight)
+    rec = err.mean()
     if kl_weight == 0:
         return rec
     # DiagonalGaussianDistribution.kl() sums over C, H, W; divide to a per-element mean
@@ -101,7 +120,8 @@ class ImageVAETrainer(Trainer):
         x = batch["video"].to(self.device)
         if x.ndim == 5:  # (B, F, 3, H, W): every frame is a sample
             x = x.flatten(0, 1)
-        return vae_loss(self.model, x, self.cfg.kl_weight, self.generator)
+        c = self.cfg
+        return vae_loss(self.model, x, c.kl_weight, self.generator, c.recon_loss, c.foreground_weight)
 
 
 def build_image_vae_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None) -> ImageVAETrainer:
