@@ -52,7 +52,8 @@ def clip_config(cfg: TrainConfig, tokenizer):
     mc, c = cfg.resolved_model(), cfg.clip
     t = mc.text_encoder
     cross = mc.unet.cross_attention_dim
-    bad = [f"model.text_encoder.{k} = {v}" for k, v in (("hidden_size", t.hidden_size), ("projection_dim", t.projection_dim)) if v != cross]
+    widths = (("hidden_size", t.hidden_size), ("projection_dim", t.projection_dim))
+    bad = [f"model.text_encoder.{k} = {v}" for k, v in widths if v != cross]
     if bad:
         raise ValueError(f"{'; '.join(bad)}: must equal model.unet.cross_attention_dim = {cross} (the U-Net attends to "
                          "text hidden states and, in pre-training, to projected image embeddings)")  # fmt: skip

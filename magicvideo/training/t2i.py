@@ -82,7 +82,8 @@ class T2ITrainer(Trainer):
 
         x = batch["video"].to(self.device)
         x = x[:, 0] if x.ndim == 5 else x
-        z = self.vae.encode(x).latent_dist.sample(self.generator).float() * self.vae.config.scaling_factor  # fp32 noise/targets under bf16 autocast
+        z = self.vae.encode(x).latent_dist.sample(self.generator).float()  # fp32 noise and targets under autocast
+        z = z * self.vae.config.scaling_factor
         return z, encode_prompts(self.tokenizer, self.text_encoder, list(batch["caption"]), device=self.device)
 
     def loss(self, batch: dict) -> torch.Tensor:
