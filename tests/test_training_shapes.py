@@ -114,3 +114,21 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert "was trained with other settings (steps)" in capsys.readouterr().err
     assert main([*args[:-5], "--seed", "4", "--device", "cpu", "--no-progress"]) == 2
     assert "another spec or seed" in capsys.readouterr().err
+
+
+def test_skipped_stages_no_pretraining_variant(tmp_path):
+    """steps: 0 skips a stage: without pre-training the fine-tuning starts from the inflated T2I
+    U-Net (the ablation's 'no unsupervised pre-training'), without videovae the pipeline keeps the
+    identity temporal layers."""
+    from magicvideo.pipeline import MagicVideoPipeline
+    from magicvideo.training.shapes import train_shapes
+
+    recipe = load_shapes_recipe("tiny", {"stages.pretrain.steps": 0, "stages.videovae.steps": 0})
+    report = train_shapes(tmp_path / "out", recipe, device="cpu", progress=False,
+                          stages=("image_vae", "clip", "t2i", "videovae", "pretrain", "finetune"))  # fmt: skip
+    assert report["stages"]["pretrain"] == {"skipped": "steps: 0"} and "classifier" not in report["stages"]
+    assert yaml.safe_load((tmp_path / "out" / "runs" / "finetune" / "config.yaml").read_text())["init_unet"] is None
+    assert not (tmp_path / "out" / "runs" / "pretrain").exists()
+    pipe = MagicVideoPipeline.from_pretrained(tmp_path / "out" / "pipeline")
+    outs = [p.detach() for n, p in pipe.vae.temporal.named_parameters() if "to_out" in n]
+    assert outs and all(not p.any() for p in outs)  # zero-initialised outputs: untrained
