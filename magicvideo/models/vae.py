@@ -119,7 +119,7 @@ class VideoAutoencoderKL(AutoencoderKL):
         missing, unexpected = model.load_state_dict(vae.state_dict(), strict=False)
         if unexpected or any(not k.startswith("temporal.") for k in missing):
             raise ValueError(f"image VAE weights do not fit: unexpected {unexpected[:5]}, missing {missing[:5]}")
-        return model.to(vae.dtype)
+        return model if model.dtype == vae.dtype else model.to(vae.dtype)
 
     # ---- video encode / decode ------------------------------------------------------------
 
