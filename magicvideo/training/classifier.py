@@ -44,64 +44,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+from magicvideo.i3d_layers import InceptionBlock3D, MaxPool3dSame, Unit3D
 from magicvideo.training.config import TrainConfig
 from magicvideo.training.trainer import Trainer
 
 # ---- the architecture (pytorch-i3d names) ----------------------------------------------------
-
-
-def _same_pads(x: torch.Tensor, kernel, stride) -> list[int]:
-    """TensorFlow 'SAME' padding of the last three dims, in ``F.pad`` order."""
-    pads = []
-    for size, k, s in zip(x.shape[2:], kernel, stride):
-        total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
-        pads.append((total // 2, total - total // 2))
-    return [p for front_back in reversed(pads) for p in front_back]
-
-
-class Unit3D(nn.Module):
-    """Conv3d ('SAME' padding) -> BatchNorm3d -> ReLU, pytorch-i3d's unit."""
-
-    def __init__(self, cin, cout, kernel=(1, 1, 1), stride=(1, 1, 1), bn=True, bias=False, relu=True, bn_eps=1e-3):
-        super().__init__()
-        self.kernel, self.stride, self.relu = tuple(kernel), tuple(stride), relu
-        self.conv3d = nn.Conv3d(cin, cout, self.kernel, self.stride, padding=0, bias=bias)
-        if bn:
-            self.bn = nn.BatchNorm3d(cout, eps=bn_eps, momentum=0.1)
-
-    def forward(self, x):
-        x = self.conv3d(F.pad(x, _same_pads(x, self.kernel, self.stride)))
-        if hasattr(self, "bn"):
-            x = self.bn(x)
-        return F.relu(x) if self.relu else x
-
-
-class MaxPool3dSame(nn.Module):
-    """Max pooling with 'SAME' zero padding (inputs are post-ReLU)."""
-
-    def __init__(self, kernel, stride):
-        super().__init__()
-        self.kernel, self.stride = tuple(kernel), tuple(stride)
-
-    def forward(self, x):
-        return F.max_pool3d(F.pad(x, _same_pads(x, self.kernel, self.stride)), self.kernel, self.stride)
-
-
-class InceptionBlock3D(nn.Module):
-    """1x1 | 1x1-3x3 | 1x1-3x3 | maxpool-1x1, concatenated on channels."""
-
-    def __init__(self, cin, c, bn_eps=1e-3):
-        super().__init__()
-        self.b0 = Unit3D(cin, c[0], bn_eps=bn_eps)
-        self.b1a = Unit3D(cin, c[1], bn_eps=bn_eps)
-        self.b1b = Unit3D(c[1], c[2], (3, 3, 3), bn_eps=bn_eps)
-        self.b2a = Unit3D(cin, c[3], bn_eps=bn_eps)
-        self.b2b = Unit3D(c[3], c[4], (3, 3, 3), bn_eps=bn_eps)
-        self.b3a = MaxPool3dSame((3, 3, 3), (1, 1, 1))
-        self.b3b = Unit3D(cin, c[5], bn_eps=bn_eps)
-
-    def forward(self, x):
-        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
 
 
 # branch channels of the Inception blocks (I3D paper / pytorch-i3d), at width 1
@@ -148,7 +95,7 @@ class ShapesI3D(ModelMixin, ConfigMixin):
         def w(c: int) -> int:
             return max(1, round(c * width))
 
-        u = dict(bn_eps=bn_eps)
+        u = dict(bn_eps=bn_eps, bn_momentum=0.1)  # PyTorch's default: trained from scratch
         self.Conv3d_1a_7x7 = Unit3D(3, w(64), (7, 7, 7), (2, 2, 2), **u)
         self.MaxPool3d_2a_3x3 = MaxPool3dSame((1, 3, 3), (1, 2, 2))
         self.Conv3d_2b_1x1 = Unit3D(w(64), w(64), **u)
