@@ -39,14 +39,29 @@ def resolve_config_path(name_or_path: str | Path, kind: str) -> Path:
     return named
 
 
-def load_config(name_or_path: str | Path, model: type[T], kind: str) -> T:
-    """Load and validate a YAML config; any error names the file and the key's path."""
-    path = resolve_config_path(name_or_path, kind)
+def read_yaml(path: Path, overrides: dict | None = None) -> dict:
+    """The YAML mapping at `path` with dotted-key `overrides` applied (``{"optim.lr": 1e-3}``
+    sets ``optim: {lr: 0.001}``); malformed YAML or an override through a non-section fails with
+    the file's name."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-    return validate_config(data if data is not None else {}, model, source=str(path))
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return data
+
+
+def load_config(name_or_path: str | Path, model: type[T], kind: str, overrides: dict | None = None) -> T:
+    """Load and validate a YAML config; any error names the file and the key's path."""
+    path = resolve_config_path(name_or_path, kind)
+    return validate_config(read_yaml(path, overrides), model, source=str(path))
 
 
 def validate_config(data: object, model: type[T], source: str = "config") -> T:

@@ -23,7 +23,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from magicvideo.build import ModelConfig, load_model_config
-from magicvideo.configs import ConfigError, StrictModel, resolve_config_path
+from magicvideo.configs import ConfigError, StrictModel, read_yaml, resolve_config_path
 
 
 class DataSection(StrictModel):
@@ -128,18 +128,7 @@ def load_train_config(name_or_path: str | Path, overrides: dict[str, Any] | None
     dotted keys applied before validation (``{"steps": 10, "optim.lr": 1e-3}``); any error names
     the file and the key's path."""
     path = resolve_config_path(name_or_path, "train")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-    for key, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    data = read_yaml(path, overrides)
     return validate_train_config(data, source=str(path))
 
 

@@ -54,7 +54,7 @@ import yaml
 from pydantic import ValidationError
 
 from magicvideo.build import ModelConfig
-from magicvideo.configs import ConfigError, StrictModel, resolve_config_path
+from magicvideo.configs import ConfigError, StrictModel, read_yaml, resolve_config_path
 from magicvideo.data.shapes import ShapesSpec
 from magicvideo.training.config import TrainConfig, validate_train_config
 
@@ -88,18 +88,7 @@ def load_shapes_recipe(name_or_path: str | Path = "default", overrides: dict[str
     """A recipe by name (``configs/train/shapes/<name>.yaml``) or path, with dotted `overrides`
     (``{"stages.t2i.steps": 100}``); errors name the file and key path."""
     path = resolve_config_path(name_or_path, "train/shapes")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
-    for key, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
-            node = node.setdefault(part, {})
-        node[leaf] = value
+    data = read_yaml(path, overrides)
     try:
         return ShapesRecipe.model_validate(data)
     except ValidationError as exc:
