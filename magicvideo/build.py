@@ -123,15 +123,22 @@ def build_unet(cfg: ModelConfig) -> MagicVideoUNet:
     return MagicVideoUNet(num_frames=cfg.num_frames, **_video_options(cfg), **cfg.unet.model_dump())
 
 
-def build_vae(cfg: ModelConfig) -> VideoAutoencoderKL:
+def vae_kwargs(cfg: ModelConfig, temporal: bool = True) -> dict:
+    """Constructor arguments of the config's VAE: `VideoAutoencoderKL`'s, or with
+    ``temporal=False`` the image `AutoencoderKL`'s (same layout, no temporal layers)."""
     v = cfg.vae
     n = len(v.block_out_channels)
-    return VideoAutoencoderKL(
+    exclude = set() if temporal else {"temporal_layers", "temporal_head_dim"}
+    return dict(
         down_block_types=("DownEncoderBlock2D",) * n,
         up_block_types=("UpDecoderBlock2D",) * n,
         sample_size=cfg.resolution,
-        **v.model_dump(),
+        **v.model_dump(exclude=exclude),
     )
+
+
+def build_vae(cfg: ModelConfig) -> VideoAutoencoderKL:
+    return VideoAutoencoderKL(**vae_kwargs(cfg))
 
 
 def build_text_encoder(cfg: ModelConfig) -> tuple[CLIPTokenizer, CLIPTextModel]:

@@ -20,6 +20,16 @@ TINY_UNET2D = dict(
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models: one intra-op thread is as fast, and does not spin against other processes
+    sharing the machine's cores (test files opt in with ``pytestmark``)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tiny_unet2d():
     from diffusers import UNet2DConditionModel
 

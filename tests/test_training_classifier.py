@@ -14,12 +14,7 @@ from magicvideo.training.classifier import (ShapesI3D, attribute_accuracy, build
                                             classification_loss, read_test_clips)  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 
 import pytest
-import torch
 import yaml
 
 from magicvideo.cli import main
@@ -13,12 +12,7 @@ from magicvideo.configs import CONFIG_ROOT, ConfigError
 from magicvideo.training import load_train_config, parse_override, read_log
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIG_ROOT / "train").glob("*.yaml")))

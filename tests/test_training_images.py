@@ -14,12 +14,7 @@ from magicvideo.training import TrainConfig
 CAPTIONS = ["a red circle moving left", "a blue square moving up", "a green triangle grows", "a yellow circle rotates"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model():

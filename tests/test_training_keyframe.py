@@ -13,14 +13,7 @@ from magicvideo.training import TrainConfig, build_keyframe_trainer, diffusion_l
 CAPTIONS = ["a red circle moving left", "a blue square moving up", "a green triangle grows"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and does not spin against the other test
-    processes sharing this machine's cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_model():

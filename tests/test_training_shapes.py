@@ -7,19 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import yaml
 
 from magicvideo.cli import main
 from magicvideo.training.shapes import STAGES, ShapesChain, load_shapes_recipe, shapes_words, size_report
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_vocabulary_covers_every_caption():

@@ -11,14 +11,7 @@ from magicvideo.build import load_model_config
 from magicvideo.training import TrainConfig, build_videovae_trainer, read_log, reconstruction_loss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and does not spin against the other test
-    processes sharing this machine's cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clips(n=2, seed=0):

@@ -46,14 +46,9 @@ def image_vae_from_config(cfg) -> "AutoencoderKL":  # noqa: F821
     VideoVAE's temporal ones): the same layout as :func:`magicvideo.build.build_vae`'s image part."""
     from diffusers import AutoencoderKL
 
-    v = cfg.vae
-    n = len(v.block_out_channels)
-    return AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        sample_size=cfg.resolution,
-        **v.model_dump(exclude={"temporal_layers", "temporal_head_dim"}),
-    )
+    from magicvideo.build import vae_kwargs
+
+    return AutoencoderKL(**vae_kwargs(cfg, temporal=False))
 
 
 def foreground_weights(frames: torch.Tensor, weight: float, threshold: float = 0.1) -> torch.Tensor:
