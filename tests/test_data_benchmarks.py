@@ -10,6 +10,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from magicvideo.configs import ConfigError
 from magicvideo.data import (
@@ -281,6 +282,14 @@ def test_webvid_csv_subset_and_training_dataset(data_shapes_dir, tmp_path):
     assert ds[0]["indices"].tolist() == item["indices"].tolist()  # same (seed, epoch, index)
     assert item["caption"] == sample_clip(SPEC, "train", 0).caption
 
+    cached = VideoTextDataset(data_shapes_dir / "train.csv", span=(16, 24), size=16, cache=True, cache_workers=2)
+    for epoch in (0, 3):  # the same items, decoded once up front instead of per item
+        ds.set_epoch(epoch), cached.set_epoch(epoch)
+        for i in range(len(ds)):
+            a, b = ds[i], cached[i]
+            assert a["indices"].tolist() == b["indices"].tolist() and a["nu"] == b["nu"]
+            assert torch.equal(a["video"], b["video"])
+
 
 def test_webvid_page_dir_layout_and_bad_rows(data_shapes_dir, tmp_path):
     from magicvideo.data import VideoTextDataset
@@ -295,6 +304,9 @@ def test_webvid_page_dir_layout_and_bad_rows(data_shapes_dir, tmp_path):
     assert ds[0]["video_id"] == "123" and [s.item for s in ds.skipped] == ["456"]
     with pytest.raises(VideoReadError, match="unreadable"):
         VideoTextDataset(tmp_path / "val.csv", span=16, on_error="raise")[0]
+    cached = VideoTextDataset(tmp_path / "val.csv", span=16, cache=True, cache_workers=2)
+    assert [s.item for s in cached.skipped] == ["456"]  # found while the cache is built
+    assert cached[0]["video_id"] == "123" and torch.equal(cached[0]["video"], ds[0]["video"])
     (tmp_path / "bad.csv").write_text("id,caption\n1,x\n")
     with pytest.raises(ValueError, match="missing column"):
         VideoTextDataset(tmp_path / "bad.csv")

@@ -5,6 +5,8 @@ generate, and a second run reuses the finished stages."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -57,7 +59,7 @@ def test_stage_configs_scale_steps_and_skip_zero(tmp_path):
     recipe = load_shapes_recipe("default", {"stages.pretrain.steps": 0, "seed": 7})
     chain = ShapesChain(tmp_path, recipe, steps_scale=0.01, device="cpu")
     t2i = chain.stage_config("t2i")
-    assert t2i.steps == 60 and t2i.optim.warmup_steps == 2 and t2i.device == "cpu"
+    assert t2i.steps == 12 and t2i.optim.warmup_steps == 1 and t2i.device == "cpu"
     assert t2i.seed == 7 and t2i.data.seed == 7 and t2i.data.csv == str(tmp_path / "data" / "train.csv")
     assert t2i.resolved_model().pretrained_2d == str(tmp_path / "t2i")
     assert chain.stage_config("pretrain") is None
@@ -108,6 +110,22 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert "was trained with other settings (steps)" in capsys.readouterr().err
     assert main([*args[:-5], "--seed", "4", "--device", "cpu", "--no-progress"]) == 2
     assert "another spec or seed" in capsys.readouterr().err
+
+    # an ablation variant on top of the chain: shares its upstream stages through relative links,
+    # trains only its own key-frame stages, with the recipe's budgets and seed
+    from magicvideo.training.ablations import variant_pipeline
+
+    assert main(["train", "ablation", str(out), "no_adaptor", "--recipe", "tiny", "--seed", "3", "--device", "cpu",
+                 "--no-progress"]) == 0  # fmt: skip
+    var = out / "ablations" / "no_adaptor"
+    assert (var / "t2i").is_symlink() and not Path(os.readlink(var / "t2i")).is_absolute()
+    rep = json.loads((var / "report.json").read_text())
+    assert set(rep["stages"]) == {"data", "pretrain", "finetune"} and rep["stages"]["finetune"]["steps"] >= 1
+    pipe = MagicVideoPipeline.from_pretrained(variant_pipeline(out, "no_adaptor"))
+    assert pipe.unet.config.use_adaptor is False and MagicVideoPipeline.from_pretrained(out / "pipeline").unet.config.use_adaptor
+    assert variant_pipeline(out, "full") == out / "pipeline"
+    assert main(["train", "ablation", str(tmp_path / "nothing"), "no_temporal", "--recipe", "tiny"]) == 2
+    assert "train the base chain first" in capsys.readouterr().err
 
 
 def test_skipped_stages_no_pretraining_variant(tmp_path):

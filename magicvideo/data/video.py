@@ -219,12 +219,35 @@ def read_train_clip(
     vr = open_video(path)
     n = len(vr)
     rate = float(fps) if fps else float(vr.get_avg_fps())
-    lo = span if isinstance(span, int) else span[0]
-    if n < lo:
-        raise VideoReadError(path, f"too short ({n} frames, the span needs {lo})")
+    _check_span(n, span, path)
     idx, nu, ls = train_indices(n, rate, span, rng, num)
     frames = resize_frames(read_frames(vr, idx, path), size, resize)
     return Clip(frames, idx, rate, nu, ls, Path(path).stem, str(path))
+
+
+def _check_span(n: int, span: int | tuple[int, int], path: str | Path) -> None:
+    lo = span if isinstance(span, int) else span[0]
+    if n < lo:
+        raise VideoReadError(path, f"too short ({n} frames, the span needs {lo})")
+
+
+def read_whole_video(path: str | Path, size: int | None = None, resize: ResizeMode = "short_side_crop") -> tuple[np.ndarray, float]:
+    """Every frame, decoded in order and resized: ``(uint8 (N, S, S, 3), average fps)``.
+
+    Sequential decoding of the whole file also avoids decord's seek-dependent frame differences
+    (dmlc/decord#195): a cached video gives the same pixels in every process."""
+    vr = open_video(path)
+    frames = resize_frames(read_frames(vr, np.arange(len(vr)), path), size, resize)
+    return frames, float(vr.get_avg_fps())
+
+
+def sample_train_clip(frames: np.ndarray, fps: float, span: int | tuple[int, int], rng: np.random.Generator,
+                      num: int = 16, path: str | Path = "") -> Clip:  # fmt: skip
+    """:func:`read_train_clip` on frames already decoded and resized (:func:`read_whole_video`):
+    the same indices for the same `rng`."""
+    _check_span(len(frames), span, path)
+    idx, nu, ls = train_indices(len(frames), fps, span, rng, num)
+    return Clip(np.ascontiguousarray(frames[idx]), idx, fps, nu, ls, Path(path).stem, str(path))
 
 
 def read_clip_safe(reader, *args, skipped: list[Skip], item: str = "", on_error: OnError = "skip", **kwargs):

@@ -193,10 +193,11 @@ class LabelledClips(torch.utils.data.Dataset):
     ``(len(heads),)`` int64, looked up by the item's ``video_id`` in the CSV's attribute columns."""
 
     def __init__(self, csv_path: str | Path, heads: dict[str, list[str]], num_frames: int = 16, size: int | None = None,
-                 seed: int = 0, root: str | Path | None = None):  # fmt: skip
+                 seed: int = 0, root: str | Path | None = None, cache: bool = False, cache_workers: int = 8):  # fmt: skip
         from magicvideo.data.training import VideoTextDataset
 
-        self.videos = VideoTextDataset(csv_path, root=root, span=num_frames, num_frames=num_frames, size=size, seed=seed)
+        self.videos = VideoTextDataset(csv_path, root=root, span=num_frames, num_frames=num_frames, size=size, seed=seed,
+                                       cache=cache, cache_workers=cache_workers)  # fmt: skip
         with open(csv_path, newline="") as f:
             rows = list(csv.DictReader(f))
         missing = [k for k in heads if rows and k not in rows[0]]
@@ -305,5 +306,5 @@ def build_classifier_trainer(cfg: TrainConfig, dataset=None, device: str | torch
         if not cfg.data.csv:
             raise ValueError("data.csv: required (a shapes benchmark's train.csv)")
         dataset = LabelledClips(cfg.data.csv, heads, c.num_frames, cfg.resolved_model().resolution, cfg.data.seed,
-                                root=cfg.data.root)  # fmt: skip
+                                root=cfg.data.root, cache=cfg.data.cache, cache_workers=max(1, cfg.data.num_workers))  # fmt: skip
     return ClassifierTrainer(cfg, dataset, model, device=device)

@@ -31,10 +31,19 @@ def add_train(subparsers) -> None:
     s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup (e.g. 0.01)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set stages.t2i.batch_size=32; repeatable")
-    s.add_argument("--stages", help="comma-separated subset of image_vae,clip,t2i,videovae,pretrain,finetune,classifier")
+    s.add_argument("--stages", help="comma-separated subset of image_vae,clip,t2i,videovae,pretrain,finetune,classifier (data: the benchmark alone)")
     s.add_argument("--device", help="device of every stage (default: each stage's, auto)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=_train_shapes)
+    s = sub.add_parser("ablation", help="one of the paper's ablation variants (Fig. 7) on top of a finished shapes chain")
+    s.add_argument("base", help="the folder of `magicvideo train shapes` (its data, VAE, CLIP, T2I and VideoVAE are reused)")
+    s.add_argument("variant", help="full | no_adaptor | bidirectional | no_temporal | no_pretraining")
+    s.add_argument("--recipe", default="default", help="the base chain's recipe (default: default)")
+    s.add_argument("--seed", type=int, help="the one seed (default: the recipe's)")
+    s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup")
+    s.add_argument("--device", help="device of every stage (default: auto)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
+    s.set_defaults(func=_train_ablation)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -74,7 +83,8 @@ def _train_shapes(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     recipe = load_shapes_recipe(args.recipe, dict(parse_override(o) for o in args.overrides))
-    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else STAGES
+    # `--stages data` renders the benchmark alone (the data stage always runs first, reusing a finished one)
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip() not in ("", "data")) if args.stages else STAGES
     report = train_shapes(args.out, recipe, seed=args.seed, steps_scale=args.steps_scale, device=args.device,
                           progress=not args.no_progress, stages=stages, log=console.print)  # fmt: skip
     table = Table("stage", "steps", "final loss", "seconds", "parameters", title=f"shapes models -> {args.out}")
@@ -90,4 +100,18 @@ def _train_shapes(args: argparse.Namespace) -> int:
         console.print("classifier test accuracy: " + ", ".join(f"{k} {v:.2f} (chance {chance[k]:.2f})" for k, v in acc.items()))
     sizes = report["sizes"]
     console.print("sizes: " + ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()) + f"; report {args.out}/report.json")
+    return 0
+
+
+def _train_ablation(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from magicvideo.training.ablations import train_variant
+
+    console = Console(stderr=True)
+    report = train_variant(args.base, args.variant, args.recipe, seed=args.seed, steps_scale=args.steps_scale,
+                           device=args.device, progress=not args.no_progress, log=console.print)  # fmt: skip
+    stages = ", ".join(f"{k} {v.get('seconds', 'reused' if v.get('reused') else '-')} s"
+                       for k, v in report["stages"].items() if k in ("pretrain", "finetune"))  # fmt: skip
+    console.print(f"{args.variant} ({report['label']}): {stages}; pipeline {report['pipeline']}")
     return 0

@@ -33,6 +33,7 @@ class DataSection(StrictModel):
     resize: Literal["short_side_crop", "squash"] = "short_side_crop"
     num_workers: int = Field(0, ge=0)           # DataLoader worker processes
     seed: int = 0                               # seed of the clip sampling (span, start) and the batch order
+    cache: bool = False                         # decode every video once into memory (small datasets, e.g. shapes)
 
 
 class OptimSection(StrictModel):

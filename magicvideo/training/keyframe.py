@@ -194,4 +194,4 @@ def video_dataset(cfg: TrainConfig):
     mc = cfg.resolved_model()
     d = cfg.data
     return VideoTextDataset(d.csv, root=d.root, span=d.span, num_frames=mc.num_frames, size=mc.resolution,
-                            resize=d.resize, seed=d.seed)  # fmt: skip
+                            resize=d.resize, seed=d.seed, cache=d.cache, cache_workers=max(1, d.num_workers))  # fmt: skip

@@ -220,7 +220,7 @@ class ShapesChain:
         n = sum(p.numel() for p in trainer.params)
         summary = trainer.train(progress=self.progress)
         return {"steps": summary["steps"], "loss": summary["loss"], "train_seconds": round(summary["seconds"], 2),
-                "trainable_parameters": n}  # fmt: skip
+                "data_wait_seconds": summary["data_wait_seconds"], "trainable_parameters": n}  # fmt: skip
 
     # -- stages ------------------------------------------------------------------------------
 

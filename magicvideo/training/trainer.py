@@ -187,7 +187,10 @@ class Trainer:
         self.params = self.trainable_parameters()
         if not self.params:
             raise ValueError("nothing to train: no trainable parameters")
-        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps)
+        # fused AdamW on CUDA: one kernel for every parameter; the small shapes models are launch-bound
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps,
+                                           fused=fused or None)  # fmt: skip
         self.lr_schedule = get_scheduler(
             o.lr_schedule, self.optimizer, num_warmup_steps=o.warmup_steps, num_training_steps=cfg.steps
         )
@@ -196,7 +199,7 @@ class Trainer:
             e = cfg.ema
             self.ema = EMAModel(
                 self.params, decay=e.decay, use_ema_warmup=e.warmup, inv_gamma=e.inv_gamma, power=e.power,
-                update_after_step=e.update_after_step,
+                update_after_step=e.update_after_step, foreach=True,
             )  # fmt: skip
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -292,14 +295,16 @@ class Trainer:
         self.model.train()
         data = batches(self.dataset, cfg.batch_size, cfg.data.seed, start=self.step * cfg.grad_accum,
                        num_workers=cfg.data.num_workers)  # fmt: skip
-        t0, first, last = time.perf_counter(), self.step, {}
+        t0, first, last, data_wait = time.perf_counter(), self.step, {}, 0.0
         bar = _Progress(cfg.steps, self.step, enabled=progress)
         with open(log_path, "a") as log, bar:
             while self.step < cfg.steps:
                 self.optimizer.zero_grad(set_to_none=True)
                 total = torch.zeros((), device=self.device)
                 for _ in range(cfg.grad_accum):
+                    t_wait = time.perf_counter()
                     batch = next(data)
+                    data_wait += time.perf_counter() - t_wait
                     with autocast(cfg, self.device):
                         loss = self.loss(batch)
                     (loss / cfg.grad_accum).backward()
@@ -322,6 +327,7 @@ class Trainer:
                     "samples": self.step * cfg.grad_accum * cfg.batch_size,
                     "samples_per_s": (self.step - first) * cfg.grad_accum * cfg.batch_size / max(elapsed, 1e-9),
                     "elapsed_s": round(elapsed, 3),
+                    "data_wait_s": round(data_wait, 3),  # of elapsed_s, waiting for batches (input-bound if large)
                 }  # fmt: skip
                 log.write(json.dumps(last) + "\n")
                 log.flush()
@@ -331,7 +337,8 @@ class Trainer:
         final = out / "final"
         shutil.rmtree(final, ignore_errors=True)
         self._save_models(final)
-        return {"steps": self.step, "loss": last.get("loss"), "seconds": time.perf_counter() - t0, "out_dir": str(out)}
+        return {"steps": self.step, "loss": last.get("loss"), "seconds": time.perf_counter() - t0,
+                "data_wait_seconds": round(data_wait, 3), "out_dir": str(out)}  # fmt: skip
 
 
 def _truncate_log(path: Path, step: int) -> None:

@@ -38,7 +38,7 @@ def frame_dataset(cfg: TrainConfig, num_frames: int = 1):
         raise ValueError("data.csv: required (a WebVid-style CSV of training videos)")
     d, mc = cfg.data, cfg.resolved_model()
     return VideoTextDataset(d.csv, root=d.root, span=num_frames, num_frames=num_frames, size=mc.resolution,
-                            resize=d.resize, seed=d.seed)  # fmt: skip
+                            resize=d.resize, seed=d.seed, cache=d.cache, cache_workers=max(1, d.num_workers))  # fmt: skip
 
 
 def image_vae_from_config(cfg) -> "AutoencoderKL":  # noqa: F821

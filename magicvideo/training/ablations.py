@@ -1,0 +1,113 @@
+"""The paper's ablation variants (Fig. 7) trained on the shapes benchmark (issue 6, point 6).
+
+Each variant changes one thing of the key-frame model and trains it with the recipe's budgets and
+seed; everything upstream of the key-frame model (data, image VAE, CLIP pair, T2I U-Net, VideoVAE)
+is shared with a finished base chain (``magicvideo train shapes BASE``), so the variants differ in
+exactly the ablated component:
+
+========================  =============================================  ==========================
+variant                   change                                         paper
+========================  =============================================  ==========================
+``full``                  none: the base chain's own ``BASE/pipeline``   MagicVideo
+``no_adaptor``            ``model.use_adaptor: false``                   w/o adaptor (eq. 1)
+``bidirectional``         ``model.temporal_attention: bidirectional``    bidirectional T-Attn
+``no_temporal``           ``model.temporal_attention: none``             w/o T-Attn (eq. 4)
+``no_pretraining``        ``stages.pretrain.steps: 0``                   w/o unsupervised pre-train
+========================  =============================================  ==========================
+
+A variant trains its ``pretrain`` and ``finetune`` stages in ``BASE/ablations/<variant>``, whose
+``data``, ``t2i`` and upstream ``runs/<stage>`` are relative symbolic links into BASE; its
+``pipeline/`` is what the ablations evaluation loads. A re-run reuses finished stages and resumes
+an interrupted one (:class:`~magicvideo.training.shapes.ShapesChain`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from magicvideo.training.shapes import STAGES, ShapesChain, ShapesRecipe, load_shapes_recipe
+
+#: variant -> dotted recipe overrides (``full`` is the base chain itself)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no_adaptor": {"model.use_adaptor": False},
+    "bidirectional": {"model.temporal_attention": "bidirectional"},
+    "no_temporal": {"model.temporal_attention": "none"},
+    "no_pretraining": {"stages.pretrain.steps": 0},
+}
+#: the labels of the paper's Fig. 7 (the eval flow's ``ablation`` label of each checkpoint)
+LABELS = {
+    "full": "full",
+    "no_adaptor": "adaptor off",
+    "bidirectional": "bidirectional attention",
+    "no_temporal": "temporal attention off",
+    "no_pretraining": "no unsupervised pre-training",
+}
+#: the stages a variant shares with the base chain, and those it trains itself
+SHARED = ("image_vae", "clip", "t2i", "videovae")
+OWN = ("pretrain", "finetune")
+
+
+def variant_dir(base: str | Path, variant: str) -> Path:
+    """Where a variant trains (``full``: the base chain itself)."""
+    _check_variant(variant)
+    return Path(base) if variant == "full" else Path(base) / "ablations" / variant
+
+
+def variant_pipeline(base: str | Path, variant: str) -> Path:
+    """The variant's ``MagicVideoPipeline`` folder (what the ablations evaluation loads)."""
+    return variant_dir(base, variant) / "pipeline"
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown ablation variant {variant!r}; variants are {', '.join(VARIANTS)}")
+
+
+def variant_recipe(recipe: str | Path | ShapesRecipe, variant: str, seed: int | None = None) -> ShapesRecipe:
+    """The recipe with the variant's overrides (and `seed`, when given)."""
+    _check_variant(variant)
+    if isinstance(recipe, ShapesRecipe):
+        data = recipe.model_dump(mode="json")
+        for key, value in VARIANTS[variant].items():
+            node = data
+            *parents, last = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        out = ShapesRecipe.model_validate(data)
+    else:
+        out = load_shapes_recipe(recipe, VARIANTS[variant])
+    return out if seed is None else out.model_copy(update={"seed": seed})
+
+
+def link_shared(base: str | Path, out: str | Path) -> None:
+    """Relative links ``out/{data,t2i,runs/<shared stage>}`` -> BASE's (refuses an unfinished base)."""
+    base, out = Path(base).resolve(), Path(out)
+    missing = [s for s in SHARED if not (base / "runs" / s / "done.json").is_file()]
+    if missing or not (base / "data" / "shapes.json").is_file():
+        raise FileNotFoundError(f"{base} has no finished {', '.join(missing) or 'data'} stage(s); train the base chain "
+                                f"first: magicvideo train shapes {base} --stages {','.join(SHARED)}")  # fmt: skip
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for rel in ("data", "t2i", *(f"runs/{s}" for s in SHARED)):
+        link, target = out / rel, base / rel
+        if link.is_symlink() or link.exists():
+            if link.resolve() != target.resolve():
+                raise ValueError(f"{link} exists and is not a link to {target}; use another base folder")
+            continue
+        os.symlink(os.path.relpath(target, link.parent.resolve()), link)
+
+
+def train_variant(base: str | Path, variant: str, recipe: str | Path | ShapesRecipe = "default", seed: int | None = None,
+                  steps_scale: float = 1.0, device: str | None = None, progress: bool = True,
+                  log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:  # fmt: skip
+    """Train one variant (see the module docstring) and return its chain report. ``full`` runs
+    (or reuses) the base chain's own key-frame stages."""
+    out = variant_dir(base, variant)
+    rec = variant_recipe(recipe, variant, seed)
+    if variant != "full":
+        link_shared(base, out)
+    report = ShapesChain(out, rec, steps_scale, device, progress, log).run(OWN if variant != "full" else STAGES[:-1])
+    return {**report, "variant": variant, "label": LABELS[variant], "pipeline": str(variant_pipeline(base, variant))}
