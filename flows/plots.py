@@ -33,7 +33,10 @@ def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"
         vals = [r.get(m) or 0.0 for r in rows]
         err = None
         if all(r.get(f"{m}_ci_low") is not None for r in rows):
-            err = [[v - r[f"{m}_ci_low"] for v, r in zip(vals, rows)], [r[f"{m}_ci_high"] - v for v, r in zip(vals, rows)]]
+            # a bootstrap interval of a biased statistic (FVD) can lie wholly above the point estimate:
+            # whiskers from the estimate to the interval's ends, none where an end is on the other side
+            err = [[max(0.0, v - r[f"{m}_ci_low"]) for v, r in zip(vals, rows)],
+                   [max(0.0, r[f"{m}_ci_high"] - v) for v, r in zip(vals, rows)]]
         ax.bar(range(len(vals)), vals, yerr=err, color=[f"C{i}" for i in range(len(vals))], capsize=3)
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right")
         ax.set_ylabel(m.upper())

@@ -1,0 +1,130 @@
+"""The ``train-ablations`` flow (issue 6, point 6): the shapes models and the paper's ablation
+variants (Fig. 7), trained with identical budgets and seeds, then evaluated side by side.
+
+Stages, one Prefect task each (never one per training step):
+
+1. ``train-base``: the whole shapes chain (``magicvideo train shapes OUT``): data, image VAE, CLIP
+   pair, T2I U-Net, VideoVAE, the full key-frame model and the classifier. A finished stage is
+   reused, an interrupted one resumes (:class:`magicvideo.training.shapes.ShapesChain`).
+2. ``train-variants``: each ablation variant's key-frame stages on top of the base
+   (:mod:`magicvideo.training.ablations`), one Ray task per variant, so a cluster with several
+   GPUs trains them side by side (``num_gpus=1`` each where the cluster has GPUs; CPU tasks
+   otherwise). Ray workers only write their own training folders; the flow process reads the
+   reports.
+3. ``eval`` (a subflow): :func:`flows.eval_flow.eval_flow` on the shapes benchmark rendered by the
+   base chain, every variant's pipeline a checkpoint with its Fig. 7 label, so the eval flow
+   produces the ablations table and bar chart and the MLflow runs.
+
+    magicvideo train-ablations OUT [--recipe default] [--seed 0] [--variants ...] [--limit N]
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.eval_flow import _logger, ensure_ray, eval_flow
+from magicvideo.training.ablations import LABELS, VARIANTS, train_variant, variant_pipeline
+from magicvideo.training.shapes import STAGES, load_shapes_recipe, train_shapes
+
+
+def _gpus_per_task() -> float:
+    import ray
+
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
+def _recipe(recipe: str, overrides: dict | None):
+    return load_shapes_recipe(recipe, overrides or {})
+
+
+@task(name="train-base", cache_policy=NO_CACHE)
+def train_base_task(out: str, recipe: str, recipe_overrides: dict | None, seed: int, steps_scale: float,
+                    device: str | None) -> dict:  # fmt: skip
+    """The whole chain in a Ray task (a GPU where the cluster has one)."""
+    import ray
+
+    fn = ray.remote(num_gpus=_gpus_per_task(), num_cpus=1)(train_shapes)
+    rec = _recipe(recipe, recipe_overrides)
+    report = ray.get(fn.remote(out, rec, seed=seed, steps_scale=steps_scale, device=device, progress=False,
+                               stages=STAGES))  # fmt: skip
+    _logger().info("base chain: %s", {k: v.get("seconds", "reused" if v.get("reused") else "-")
+                                     for k, v in report["stages"].items()})  # fmt: skip
+    return report
+
+
+@task(name="train-variants", cache_policy=NO_CACHE)
+def train_variants_task(out: str, variants: list[str], recipe: str, recipe_overrides: dict | None, seed: int,
+                        steps_scale: float, device: str | None) -> dict[str, dict]:  # fmt: skip
+    """Every variant but ``full`` (the base chain's own model) as one Ray task each, side by side."""
+    import ray
+
+    fn = ray.remote(num_gpus=_gpus_per_task(), num_cpus=1)(train_variant)
+    rec = _recipe(recipe, recipe_overrides)
+    pending = {v: fn.remote(out, v, rec, seed=seed, steps_scale=steps_scale, device=device, progress=False)
+               for v in variants if v != "full"}  # fmt: skip
+    reports, failed = {}, {}
+    for v, ref in pending.items():
+        try:
+            reports[v] = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - collect every variant's failure, then raise once
+            failed[v] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    if failed:
+        raise RuntimeError("ablation variant(s) failed: " + "; ".join(f"{v}: {e}" for v, e in failed.items()))
+    for v, r in reports.items():
+        _logger().info("%s: %s", v, {k: s.get("seconds", "reused" if s.get("reused") else "-")
+                                     for k, s in r["stages"].items() if k in ("pretrain", "finetune")})  # fmt: skip
+    return reports
+
+
+@flow(name="train-ablations", log_prints=True)
+def train_ablations_flow(out: str = "outputs/shapes_train", recipe: str = "default", seed: int = 0,
+                         steps_scale: float = 1.0, variants: list[str] | None = None, device: str | None = None,
+                         recipe_overrides: dict | None = None, evaluate: bool = True, eval_config: str = "shapes",
+                         limit: int | None = None, ray_address: str | None = None,
+                         eval_overrides: dict | None = None) -> dict:  # fmt: skip
+    """Train the shapes chain and the ablation variants into `out`, then evaluate them.
+
+    Args:
+        out: the chain's folder (variants go to ``out/ablations/<variant>``).
+        recipe, seed, steps_scale, device, recipe_overrides: as ``magicvideo train shapes``
+            (`recipe_overrides`: dotted recipe keys, applied to the base and every variant).
+        variants: subset of ``full, no_adaptor, bidirectional, no_temporal, no_pretraining`` (default all).
+        evaluate: run the eval flow on the variants afterwards.
+        eval_config, limit, ray_address, eval_overrides: the eval flow's config name, prompt limit,
+            Ray address and extra config keys (its ``benchmark_root`` defaults to ``out/data``).
+    Returns ``{"train": {variant: report}, "eval": rows}``.
+    """
+    variants = list(variants or VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown ablation variant(s) {unknown}; variants are {', '.join(VARIANTS)}")
+    out = str(Path(out).resolve())
+    started = ensure_ray(_ray_settings(ray_address))
+    try:
+        base = train_base_task(out, recipe, recipe_overrides, seed, steps_scale, device)
+        reports = {"full": base, **train_variants_task(out, variants, recipe, recipe_overrides, seed, steps_scale, device)}
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    train = {v: reports[v] for v in variants}
+    Path(out, "ablations").mkdir(parents=True, exist_ok=True)
+    Path(out, "ablations", "train_reports.json").write_text(json.dumps(train, indent=1))
+    rows: list[dict] = []
+    if evaluate:
+        checkpoints = [{"path": str(variant_pipeline(out, v)), "label": v, "ablation": LABELS[v]} for v in variants]
+        overrides = {"benchmark_root": str(Path(out) / "data"), **(eval_overrides or {})}
+        rows = eval_flow(benchmark="shapes", checkpoints=checkpoints, config=eval_config, limit=limit,
+                         seed=seed, ray_address=ray_address, overrides=overrides)  # fmt: skip
+    return {"train": train, "eval": rows}
+
+
+def _ray_settings(address: str | None):
+    from flows.config import RaySettings
+
+    return RaySettings(address=address)
