@@ -11,8 +11,12 @@
 # keyframe: pretrain -> finetune of the base chain and of each ablation variant
 #           (magicvideo.training.ablations), five side by side; then a sequential pass (every stage
 #           reused) writes OUT/report.json.
-# all (default): both. Logs: OUT/logs/<job>.log.
+# all (default): both. Logs: OUT/logs/<job>.log. scripts/pack_shapes.sh packs what a device call
+# must bring back after each phase.
 set -uo pipefail
+# the stages' CPU work is small (batches come from the in-memory cache): keep 5 concurrent
+# processes from each starting a thread per core
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 phase=all
 if [ "${1:-}" = --phase ]; then phase=$2; shift 2; fi
 out=$1; shift
