@@ -77,3 +77,32 @@ def test_errors(image_vae):
         video.decode_video(torch.randn(1, 4, 4, 4))
     with pytest.raises(ValueError, match="temporal_layers must be in 0..4"):
         VideoAutoencoderKL(**VAE, temporal_layers=5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(image_vae):
+    """enable_gradient_checkpointing() recomputes decode_video's frame-local stages in the backward
+    pass: same loss and temporal-layer gradients, and the activations are not all kept."""
+    video = VideoAutoencoderKL.from_image_vae(image_vae, temporal_layers=2, temporal_head_dim=8).double()
+    for layer in video.temporal:
+        torch.nn.init.normal_(layer.attn.to_out.weight, std=0.2)
+    z = torch.randn(2, 4, 5, 4, 4, dtype=torch.float64)
+    calls = []
+    video.decoder.up_blocks[0].register_forward_pre_hook(lambda *args: calls.append(1))
+
+    def grads():
+        calls.clear()
+        video.zero_grad(set_to_none=True)
+        loss = video.decode_video(z, chunk_size=3).square().mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in video.temporal.parameters()]
+
+    plain_loss, plain = grads()
+    assert len(calls) == 4  # 10 frames in chunks of 3: once each
+    video.enable_gradient_checkpointing()
+    assert video.decoder.gradient_checkpointing
+    ckpt_loss, ckpt = grads()
+    assert len(calls) == 8  # and once more each in the backward pass
+    assert torch.equal(plain_loss, ckpt_loss)
+    for a, b in zip(plain, ckpt):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+    assert any(g.abs().sum() > 0 for g in ckpt)

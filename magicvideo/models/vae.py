@@ -23,6 +23,7 @@ from diffusers import ModelMixin  # noqa: F401  (DiffusionPipeline.from_pretrain
 # loader by looking up diffusers' base classes in the module that defines it)
 from diffusers.configuration_utils import register_to_config
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .unet import TemporalAttention, _without_parent_keys
 
@@ -147,7 +148,14 @@ class VideoAutoencoderKL(AutoencoderKL):
         dec = self.decoder
         x = latents.transpose(1, 2).reshape(b * f, c, h, w)
 
+        # diffusers' enable_gradient_checkpointing() sets the decoder's flag; this path drives the
+        # decoder's blocks itself, so it honours the flag here: each chunk of each frame-local stage
+        # is recomputed in the backward pass instead of keeping its activations.
+        recompute = bool(getattr(dec, "gradient_checkpointing", False)) and torch.is_grad_enabled()
+
         def by_chunks(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+            if recompute:
+                return torch.cat([checkpoint(fn, part, use_reentrant=False) for part in t.split(chunk_size)])
             return torch.cat([fn(part) for part in t.split(chunk_size)])
 
         # Stages between temporal sites; frames of one video are contiguous, so a chunk of the

@@ -47,6 +47,8 @@ class VideoVAETrainer(Trainer):
         self.dataset, self.model = dataset, vae.to(self.device)
         vae.requires_grad_(False)
         vae.temporal.requires_grad_(True)
+        if cfg.gradient_checkpointing:
+            vae.enable_gradient_checkpointing()  # honoured by decode_video, chunk by chunk
         self.setup()
 
     def trainable_parameters(self) -> list[nn.Parameter]:
