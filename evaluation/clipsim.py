@@ -21,23 +21,21 @@ def _embedding(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-class CLIPSimScorer:
-    """Per-clip CLIPSIM with a local CLIP folder (``CLIPModel`` + ``CLIPProcessor``, ``save_pretrained`` layout).
+class CLIPEncoder:
+    """A local CLIP folder (``CLIPModel`` + ``CLIPProcessor``, ``save_pretrained`` layout): text and
+    frame embeddings. Shared by CLIPSIM and the CLIP frame extractor of FID (``CLIPImageExtractor``).
 
     Args:
-        path: the folder; default ``$MAGICVIDEO_CLIP_PATH``.
+        path: the folder; default ``$spec.env_var``, else ``spec.default``.
+        spec: which weights these are (error messages: the config key, the environment variable).
         device: torch device.
         frame_batch: frames per image-encoder call.
     """
 
-    name = "clipsim"
-
-    def __init__(self, path=None, device="cpu", frame_batch: int = 256):
+    def __init__(self, path=None, spec: weights.WeightsSpec = weights.CLIP, device="cpu", frame_batch: int = 256):
         from transformers import CLIPModel, CLIPProcessor
 
-        folder = weights.resolve_weights(path, weights.CLIP, directory=True)
-        if not (folder / "config.json").is_file():
-            raise weights.MissingWeightsError(weights._message(weights.CLIP, folder / "config.json"))
+        folder = weights.resolve_weights(path, spec, directory=True)
         self.device, self.frame_batch = torch.device(device), frame_batch
         self.model = CLIPModel.from_pretrained(folder).eval().requires_grad_(False).to(self.device)
         self.processor = CLIPProcessor.from_pretrained(folder)
@@ -52,14 +50,30 @@ class CLIPSimScorer:
         return e / e.norm(dim=-1, keepdim=True)
 
     @torch.no_grad()
-    def image_embeddings(self, frames: np.ndarray) -> torch.Tensor:
-        """Unit-norm image embeddings of uint8 frames ``[N, H, W, 3]``."""
+    def image_embeddings(self, frames: np.ndarray, normalize: bool = True) -> torch.Tensor:
+        """Projected image embeddings ``[N, d]`` of uint8 frames ``[N, H, W, 3]`` (unit norm unless
+        ``normalize=False``), each frame through the folder's ``CLIPProcessor``."""
         out = []
         for i in range(0, len(frames), self.frame_batch):
             px = self.processor(images=list(frames[i : i + self.frame_batch]), return_tensors="pt")["pixel_values"]
             e = _embedding(self.model.get_image_features(pixel_values=px.to(self.device))).float()
-            out.append(e / e.norm(dim=-1, keepdim=True))
+            out.append(e / e.norm(dim=-1, keepdim=True) if normalize else e)
         return torch.cat(out)
+
+
+class CLIPSimScorer(CLIPEncoder):
+    """Per-clip CLIPSIM with a local CLIP folder (``CLIPModel`` + ``CLIPProcessor``, ``save_pretrained`` layout).
+
+    Args:
+        path: the folder; default ``$MAGICVIDEO_CLIP_PATH``.
+        device: torch device.
+        frame_batch: frames per image-encoder call.
+    """
+
+    name = "clipsim"
+
+    def __init__(self, path=None, device="cpu", frame_batch: int = 256):
+        super().__init__(path, weights.CLIP, device=device, frame_batch=frame_batch)
 
     def __call__(self, videos, prompts: list[str]) -> np.ndarray:
         """CLIPSIM of each clip ``[B]`` for uint8 videos ``[B, T, H, W, 3]`` and one prompt per clip."""

@@ -1,8 +1,15 @@
 """Feature extractors for FVD and FID: load local weights, preprocess uint8 videos, run in a precision mode.
 
 Every extractor takes uint8 videos ``[B, T, H, W, 3]`` and returns float32 features ``[N, d]`` on
-the CPU (one row per clip for the I3Ds, one per frame for Inception), and describes itself by
-``identity()`` -- name, weights hash and preprocessing -- for the reference-statistics cache.
+the CPU (one row per clip for the I3Ds, one per frame for Inception and CLIP), and describes itself
+by ``identity()`` -- name, weights hash and preprocessing -- for the reference-statistics cache.
+``EXTRACTORS`` maps each ``name`` (the eval config's ``metrics.fvd/fid.extractor``) to its class;
+``build_extractor`` makes one from a name and a weights path.
+
+The two extractors of the synthetic shapes domain, where Kinetics I3D and ImageNet Inception have
+never seen a frame (and cannot be downloaded here), use this project's own committed models:
+``shapes_i3d`` (FVD: the ``ShapesI3D`` classifier's pooled features, ``checkpoints/shapes/classifier``)
+and ``clip_image`` (FID: a CLIP image tower's projected embedding, ``checkpoints/shapes/clip``).
 
 Precision modes (``precision=``):
 - ``"fp32"``: float32 with TF32 off for matmuls *and* cuDNN convolutions (PyTorch's default leaves
@@ -23,6 +30,7 @@ from pathlib import Path
 import torch
 
 from . import preprocess, weights
+from .clipsim import CLIPEncoder
 from .i3d import MIN_FRAMES, InceptionI3d, load_i3d
 from .inception import InceptionV3FID, load_inception
 
@@ -187,6 +195,116 @@ class InceptionExtractor:
     def __call__(self, videos) -> torch.Tensor:
         """uint8 ``[B, T, H, W, 3]`` -> float32 ``[B*T, 2048]``, one row per frame (CPU)."""
         return self.images(preprocess.inception_input(videos, self.resize, device=self.device))
+
+
+class ShapesI3DExtractor:
+    """FVD features of the shapes domain: the pooled features of this project's ``ShapesI3D``
+    classifier (``magicvideo.training.classifier``; I3D at width 0.25 with attribute heads).
+
+    Clips go through the classifier's own ``prepare`` (its first ``num_frames`` frames, shorter side
+    to its ``sample_size`` + centre crop, [-1, 1]): the input it was trained on. Numbers are only
+    comparable between runs with the same classifier (the weights hash is in ``identity()``), never
+    with Kinetics-I3D FVDs.
+
+    Args:
+        weights_path: the classifier folder (``save_pretrained``); default ``$MAGICVIDEO_SHAPES_CLASSIFIER``,
+            else the committed ``checkpoints/shapes/classifier``.
+        device: torch device.
+        precision: one of ``PRECISIONS``.
+        model: an already built ``ShapesI3D`` (tests); skips loading.
+        spec: the weights description used in errors (the attribute scorer passes its own config key).
+    """
+
+    name = "shapes_i3d"
+
+    def __init__(self, weights_path=None, device="cpu", precision="fp32", model=None,
+                 spec: weights.WeightsSpec = weights.SHAPES_CLASSIFIER):
+        from magicvideo.training.classifier import ShapesI3D
+
+        self.device, self.precision = torch.device(device), precision
+        if model is None:
+            folder = weights.resolve_weights(weights_path, spec, directory=True)
+            self.weights_sha256 = weights.file_sha256(folder)
+            model = ShapesI3D.from_pretrained(folder)
+        else:
+            self.weights_sha256 = "unhashed:in-memory-model"
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.num_features = self.model.feature_dim
+        self.heads = self.model.heads
+
+    def identity(self) -> dict:
+        c = self.model.config
+        return {"extractor": self.name, "weights_sha256": self.weights_sha256,
+                "input": f"ShapesI3D.prepare: first {c.num_frames} frames, short side {c.sample_size} + centre crop, "
+                         "[-1,1]", "features": f"pooled Mixed_5c {self.num_features}"}
+
+    def _input(self, videos) -> torch.Tensor:
+        videos = preprocess.as_videos(videos)
+        preprocess.check_frames(videos, min_frames=self.model.config.num_frames)
+        return self.model.prepare(videos)
+
+    @torch.no_grad()
+    def __call__(self, videos) -> torch.Tensor:
+        """uint8 ``[B, T, H, W, 3]`` -> float32 ``[B, feature_dim]`` (CPU)."""
+        x = self._input(videos)
+        with precision_mode(self.precision, self.device.type):
+            return self.model.features(x).float().cpu()
+
+    @torch.no_grad()
+    def predict(self, videos) -> list[dict[str, str]]:
+        """Each clip's predicted attribute values (names), e.g. ``{"shape": "circle", "color": "red", ...}``."""
+        x = self._input(videos)
+        with precision_mode(self.precision, self.device.type):
+            idx = {k: v.cpu().tolist() for k, v in self.model.predict(x).items()}
+        return [{k: self.heads[k][idx[k][i]] for k in idx} for i in range(x.shape[0])]
+
+
+class CLIPImageExtractor(CLIPEncoder):
+    """FID features from a CLIP image tower: the projected (not normalised) image embedding of every
+    frame, frames through the folder's own ``CLIPProcessor`` (as clean-fid's ``clip_vit_b_32`` mode and
+    Kynkäänniemi et al. 2023's FID_CLIP use ``encode_image``). For the shapes domain the committed
+    CLIP pair (64-d embeddings, trained on shapes frames and captions).
+
+    Args:
+        weights_path: the CLIP folder; default ``$MAGICVIDEO_FID_CLIP_PATH``, else the committed
+            ``checkpoints/shapes/clip``.
+        device: torch device.
+        precision: one of ``PRECISIONS``.
+        frame_batch: frames per encoder call.
+    """
+
+    name = "clip_image"
+
+    def __init__(self, weights_path=None, device="cpu", precision="fp32", frame_batch: int = 512):
+        super().__init__(weights_path, weights.SHAPES_CLIP, device=device, frame_batch=frame_batch)
+        self.precision = precision
+        self.num_features = self.model.config.projection_dim
+        ip = self.processor.image_processor
+        self._input = {"size": dict(ip.size), "crop_size": dict(ip.crop_size), "resample": int(ip.resample),
+                       "mean": list(ip.image_mean), "std": list(ip.image_std)}
+
+    def identity(self) -> dict:
+        return {"extractor": self.name, "weights_sha256": self.weights_sha256,
+                "input": {"processor": "CLIPProcessor", **self._input},
+                "features": f"projected image embedding {self.num_features}, not normalised"}
+
+    def __call__(self, videos) -> torch.Tensor:
+        """uint8 ``[B, T, H, W, 3]`` -> float32 ``[B*T, d]``, one row per frame (CPU)."""
+        v = preprocess.as_videos(videos).cpu().numpy()
+        with precision_mode(self.precision, self.device.type):
+            return self.image_embeddings(v.reshape(-1, *v.shape[2:]), normalize=False).cpu()
+
+
+EXTRACTORS = {c.name: c for c in (I3DExtractor, StyleGANVI3DExtractor, InceptionExtractor, ShapesI3DExtractor,
+                                  CLIPImageExtractor)}
+
+
+def build_extractor(name: str, weights_path=None, device="cpu", precision="fp32"):
+    """The extractor ``name`` (a key of ``EXTRACTORS``) with its local weights (default: its
+    environment variable, or the committed model for the shapes extractors)."""
+    if name not in EXTRACTORS:
+        raise ValueError(f"unknown feature extractor {name!r} (known: {', '.join(EXTRACTORS)})")
+    return EXTRACTORS[name](weights_path, device=device, precision=precision)
 
 
 def torchmetrics_fid(extractor: InceptionExtractor):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .bootstrap import BootstrapResult, ExtrapolationResult, bootstrap_frechet, frechet_infinity
 from .frechet import frechet_distance
-from .protocols import FrechetProtocol, get_protocol
+from .protocols import DEFAULT_PROTOCOL, FrechetProtocol, get_protocol
 from .stats import FeatureStats
 
 
@@ -110,29 +110,28 @@ def compute_fvd(fake_videos, real_videos=None, *, extractor, protocol: str | Fre
     Args:
         fake_videos: generated clips (array or iterable of batches).
         real_videos: reference clips; or give ``real_stats`` (cached statistics) instead.
-        extractor: ``StyleGANVI3DExtractor`` or ``I3DExtractor``.
-        protocol: a name from ``PROTOCOLS``; default ``fvd2048_16f`` for the TorchScript detector,
-            ``fvd_videogpt`` for the pytorch-i3d one.
+        extractor: ``StyleGANVI3DExtractor``, ``I3DExtractor`` or ``ShapesI3DExtractor``.
+        protocol: a name from ``PROTOCOLS``; default the extractor's (``DEFAULT_PROTOCOL``):
+            ``fvd2048_16f`` for the TorchScript detector, ``fvd_videogpt`` for the pytorch-i3d one.
         bootstrap: number of bootstrap replicates for a 95% interval (0: none).
         extrapolate: also fit FVD-infinity over sample counts.
     """
-    if protocol is None:
-        protocol = "fvd2048_16f" if extractor.name == "i3d_stylegan_v_torchscript" else "fvd_videogpt"
-    p = get_protocol(protocol)
+    p = get_protocol(protocol or DEFAULT_PROTOCOL[extractor.name])
     if p.metric != "fvd":
         raise ValueError(f"protocol {p.name!r} is a {p.metric} protocol")
     return _frechet(fake_videos, real_videos, real_stats, extractor, p, batch_size=batch_size, bootstrap=bootstrap,
                     extrapolate=extrapolate, seed=seed, progress=progress)
 
 
-def compute_fid(fake_videos, real_videos=None, *, extractor, protocol: str | FrechetProtocol = "fid_frames",
+def compute_fid(fake_videos, real_videos=None, *, extractor, protocol: str | FrechetProtocol | None = None,
                 real_stats: FeatureStats | None = None, batch_size: int = 4, bootstrap: int = 0,
                 extrapolate: bool = False, seed: int = 0, progress: bool = False) -> FrechetResult:
     """Frame-level FID between generated and reference clips (every frame is one sample).
 
-    Args as ``compute_fvd``, with an ``InceptionExtractor``; ``batch_size`` counts clips.
+    Args as ``compute_fvd``, with an ``InceptionExtractor`` (protocol ``fid_frames``) or a
+    ``CLIPImageExtractor`` (``fid_clip_frames``); ``batch_size`` counts clips.
     """
-    p = get_protocol(protocol)
+    p = get_protocol(protocol or DEFAULT_PROTOCOL[extractor.name])
     if p.metric != "fid":
         raise ValueError(f"protocol {p.name!r} is a {p.metric} protocol")
     return _frechet(fake_videos, real_videos, real_stats, extractor, p, batch_size=batch_size, bootstrap=bootstrap,

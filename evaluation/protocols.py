@@ -15,7 +15,7 @@ class FrechetProtocol:
 
     name: str
     metric: str                  # "fvd" or "fid"
-    extractor: str               # "i3d_stylegan_v_torchscript", "i3d_pytorch" or "inception_v3_fid"
+    extractor: str               # a name of evaluation.extractors.EXTRACTORS
     num_frames: int | None       # frames per clip required (None: any >= the extractor's minimum)
     num_real: int | None         # reference samples the published numbers use (None: all)
     num_fake: int | None         # generated samples the published numbers use (None: all)
@@ -46,8 +46,24 @@ PROTOCOLS: dict[str, FrechetProtocol] = {
             "pytorch-fid / torch-fidelity FID over every frame: pool3 2048-d, TF1 resize to 299, "
             "unbiased covariance (np.cov)",
         ),
+        FrechetProtocol(
+            "fvd_shapes_i3d", "fvd", "shapes_i3d", 16, None, None, "none", True,
+            "this project's shapes benchmark: pooled features of the committed ShapesI3D classifier "
+            "(checkpoints/shapes/classifier; its own prepare), unbiased covariance; comparable only "
+            "between runs with the same classifier weights, never with Kinetics-I3D FVD",
+        ),
+        FrechetProtocol(
+            "fid_clip_frames", "fid", "clip_image", None, None, None, "none", True,
+            "FID over every frame in a CLIP image embedding (projected, as clean-fid's clip_vit_b_32 / "
+            "FID_CLIP of Kynkaanniemi et al. 2023); the shapes benchmark uses the committed shapes CLIP "
+            "(checkpoints/shapes/clip); unbiased covariance",
+        ),
     )
 }
+
+#: the protocol each extractor uses unless a config names another
+DEFAULT_PROTOCOL = {"i3d_pytorch": "fvd_videogpt", "i3d_stylegan_v_torchscript": "fvd2048_16f",
+                    "inception_v3_fid": "fid_frames", "shapes_i3d": "fvd_shapes_i3d", "clip_image": "fid_clip_frames"}
 
 
 def get_protocol(protocol: str | FrechetProtocol) -> FrechetProtocol:

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from magicvideo.checkpoints import shapes_checkpoint
+
 
 class MissingWeightsError(FileNotFoundError):
     """A feature extractor's weight file (or folder) is not where the configuration points."""
@@ -21,6 +23,8 @@ class WeightsSpec:
     source: str        # where it is usually obtained
     config_key: str    # key of the eval config (configs/eval/*.yaml, `--set`) that holds the path
     env_var: str       # environment variable that holds the path
+    default: Path | None = None  # used when neither the config nor the environment gives a path
+    required: tuple[str, ...] = ()  # files a weights *folder* must hold
 
 
 I3D_STATE_DICT = WeightsSpec(
@@ -51,18 +55,42 @@ CLIP = WeightsSpec(
     source="the Hugging Face model openai/clip-vit-base-patch32, saved with save_pretrained",
     config_key="",  # CLIPSIM is not in the eval flow yet: CLIPSimScorer(path) only
     env_var="MAGICVIDEO_CLIP_PATH",
+    required=("config.json",),
+)
+SHAPES_CLASSIFIER = WeightsSpec(
+    what="shapes FVD / attribute classifier (ShapesI3D folder: config.json + diffusion_pytorch_model.safetensors)",
+    filename="checkpoints/shapes/classifier/",
+    source="this repository (committed), or `magicvideo train shapes OUT --stages classifier` (OUT/classifier)",
+    config_key="metrics.fvd.weights",
+    env_var="MAGICVIDEO_SHAPES_CLASSIFIER",
+    default=shapes_checkpoint("classifier"),
+    required=("config.json", "diffusion_pytorch_model.safetensors"),
+)
+SHAPES_CLIP = WeightsSpec(
+    what="FID frame encoder: CLIP image tower (transformers CLIPModel + CLIPProcessor folder)",
+    filename="checkpoints/shapes/clip/",
+    source="this repository (committed: the shapes CLIP pair), or `magicvideo train shapes OUT --stages clip` "
+    "(OUT/clip); any CLIP folder saved with save_pretrained works",
+    config_key="metrics.fid.weights",
+    env_var="MAGICVIDEO_FID_CLIP_PATH",
+    default=shapes_checkpoint("clip"),
+    required=("config.json", "model.safetensors", "processor_config.json"),
 )
 
 
 def resolve_weights(path: str | os.PathLike | None, spec: WeightsSpec, *, directory: bool = False) -> Path:
-    """The weights path: ``path`` if given, else ``$spec.env_var``; raise one clear error if missing."""
-    raw = path if path is not None else os.environ.get(spec.env_var)
+    """The weights path: ``path`` if given, else ``$spec.env_var``, else ``spec.default``; raise one
+    clear error if it is missing (a folder also when one of ``spec.required`` is missing in it)."""
+    raw = path if path is not None else os.environ.get(spec.env_var) or spec.default
     if raw is None or str(raw) == "":
         raise MissingWeightsError(_message(spec, None))
     p = Path(raw).expanduser()
     ok = p.is_dir() if directory else p.is_file()
     if not ok:
         raise MissingWeightsError(_message(spec, p))
+    for name in spec.required if directory else ():
+        if not (p / name).is_file():
+            raise MissingWeightsError(_message(spec, p / name))
     return p
 
 
