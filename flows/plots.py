@@ -39,8 +39,9 @@ def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"
                    [max(0.0, r[f"{m}_ci_high"] - v) for v, r in zip(vals, rows)]]
         ax.bar(range(len(vals)), vals, yerr=err, color=[f"C{i}" for i in range(len(vals))], capsize=3)
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right")
-        ax.set_ylabel(m.upper())
-        ax.set_title(f"{m.upper()} (lower is better)")
+        higher = m.startswith("attr_acc") or m == "clipsim"  # accuracies and similarities: higher is better
+        ax.set_ylabel(m.upper() if not higher else m)
+        ax.set_title(f"{m.upper() if not higher else m} ({'higher' if higher else 'lower'} is better)")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
