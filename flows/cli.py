@@ -13,7 +13,9 @@ import json
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate checkpoints on a benchmark (Prefect flow, Ray, MLflow)")
     p.add_argument("benchmark", help="configs/benchmarks/<name>.yaml or a YAML path")
-    p.add_argument("--checkpoint", action="append", required=True, help="saved pipeline folder (repeatable)")
+    p.add_argument("--checkpoint", action="append",
+                   help="saved pipeline folder (repeatable); default: the config's checkpoints, and on the shapes "
+                        "benchmark the committed checkpoints/shapes/pipeline")
     p.add_argument("--config", help="configs/eval/<name>.yaml (default: the benchmark's name, if present)")
     p.add_argument("--root", help="benchmark dataset folder")
     p.add_argument("--samples-per-prompt", type=int)
@@ -69,14 +71,27 @@ def run_eval(args) -> int:
 
 
 def _print_rows(rows) -> None:
+    """The results, one column per checkpoint and one row per metric (95% intervals beside FVD and
+    FID; each attribute's accuracy beside its chance level), narrow enough for 80 columns."""
     from rich.console import Console
     from rich.table import Table
 
-    cols = [c for c in ("checkpoint", "step", "fvd", "fvd_ci_low", "fvd_ci_high", "fid", "fid_ci_low", "fid_ci_high",
-                        "clips_per_s") if any(c in r for r in rows)]
-    t = Table(*cols)
-    for r in rows:
-        t.add_row(*[f"{r[c]:.3f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols])
+    def cell(r, m):
+        if not isinstance(r.get(m), float):
+            return "-" if r.get(m) is None else str(r[m])
+        ci = f" [{r[f'{m}_ci_low']:.2f}, {r[f'{m}_ci_high']:.2f}]" if f"{m}_ci_low" in r else ""
+        return f"{r[m]:.3f}{ci}"
+
+    attrs = list(dict.fromkeys(k.split("/", 1)[1] for r in rows for k in r if k.startswith("attr_acc/")))
+    lines = [("step", "step"), ("fvd", "FVD [95% CI]"), ("fid", "FID [95% CI]")]
+    lines += [(f"attr_acc/{a}", f"attribute acc. {a}") for a in attrs] + [("clips_per_s", "clips/s")]
+    t = Table("", *[str(r["checkpoint"]) for r in rows], *(["chance"] if attrs else []))
+    for key, label in lines:
+        if any(key in r for r in rows):
+            chance = next((r[key.replace("attr_acc/", "attr_chance/")] for r in rows if key.startswith("attr_acc/")
+                           and key.replace("attr_acc/", "attr_chance/") in r), None)
+            t.add_row(label, *[cell(r, key) for r in rows], *([f"{chance:.3f}" if chance is not None else ""]
+                                                              if attrs else []))
     Console().print(t)
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from flows import plots, tracking
 
-COLUMNS = ["fvd", "fvd_ci_low", "fvd_ci_high", "fid", "fid_ci_low", "fid_ci_high", "clips_per_s"]
+COLUMNS = ["fvd", "fvd_ci_low", "fvd_ci_high", "fid", "fid_ci_low", "fid_ci_high", "attr_acc/mean", "clips_per_s"]
 
 
 def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_dir: str | Path | None = None,

@@ -50,10 +50,20 @@ class RaySettings(StrictModel):
 class FrechetSettings(StrictModel):
     """One Fréchet metric (FVD or FID): extractor weights and protocol (evaluation.PROTOCOLS)."""
 
-    extractor: Literal["i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid"]
-    weights: str | None = None            # None: the extractor's environment variable
+    # evaluation.EXTRACTORS; shapes_i3d (FVD) and clip_image (FID) are the shapes domain's own models
+    extractor: Literal["i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid", "shapes_i3d", "clip_image"]
+    weights: str | None = None            # None: the extractor's environment variable (shapes_i3d, clip_image:
+                                          # else the committed checkpoints/shapes/classifier, .../clip)
     protocol: str | None = None           # None: the extractor's default protocol
     precision: str = "fp32"
+
+
+class AttributeSettings(StrictModel):
+    """Attribute accuracy (evaluation.attributes): a ShapesI3D classifier's predicted shape, colour,
+    background, motion and speed of each generated clip against its prompt's attributes."""
+
+    weights: str | None = None            # classifier folder; None: $MAGICVIDEO_SHAPES_CLASSIFIER, else the
+                                          # committed checkpoints/shapes/classifier
 
 
 class MetricSettings(StrictModel):
@@ -63,6 +73,7 @@ class MetricSettings(StrictModel):
     max_reference_clips: int | None = None  # None: every reference clip of the benchmark
     fvd: FrechetSettings | None = FrechetSettings(extractor="i3d_pytorch")
     fid: FrechetSettings | None = FrechetSettings(extractor="inception_v3_fid")
+    attributes: AttributeSettings | None = None  # None: off; needs prompts with attributes (shapes)
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 
 

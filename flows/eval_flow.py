@@ -145,9 +145,20 @@ def features_task(items, refs: dict, cfg: EvalConfig):
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
-def metrics_task(feats: dict, refs: dict, cfg: EvalConfig):
-    return {m: fm.frechet(feats[m]["stats"], refs[m]["stats"], refs[m]["protocol"], bootstrap=cfg.metrics.bootstrap,
-                          seed=cfg.seed) for m in feats}
+def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes: dict | None = None):
+    """Fréchet distances per metric; with ``attributes`` (classifier + requested attributes per
+    prompt id) also ``"attributes"``: the attribute accuracy and each sample's predicted values."""
+    out = {m: fm.frechet(feats[m]["stats"], refs[m]["stats"], refs[m]["protocol"], bootstrap=cfg.metrics.bootstrap,
+                         seed=cfg.seed) for m in feats}
+    if attributes is not None:
+        acc, predicted = fm.attribute_accuracy(
+            [sample_path(cfg.output_root, it.address) for it in items],
+            [attributes["requested"][it.prompt_id] for it in items], attributes["classifier"],
+            batch_size=cfg.metrics.batch_size)
+        _logger().info("attribute accuracy %s", ", ".join(f"{k} {v:.2f} (chance {acc.chance[k]:.2f})"
+                                                          for k, v in acc.accuracy.items()))
+        out["attributes"] = {"accuracy": acc, "predicted": predicted, "requested": attributes["requested"]}
+    return out
 
 
 @task(name="track", cache_policy=NO_CACHE)
@@ -168,12 +179,16 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     for m, r in refs.items():
         params[f"{m}.extractor_identity"] = json.dumps(r["extractor"].identity(), sort_keys=True)
     tracking.log_params(client, rid, params)
+    attrs = results.get("attributes")
+    results = {m: r for m, r in results.items() if m in METRICS}
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
            "benchmark": cfg.benchmark, "run_id": rid}
     mets = {"clips_per_s": report.clips_per_s, "steady_clips_per_s": report.steady_clips_per_s,
             "first_batch_s": report.first_batch_s, "samples_generated": report.generated,
             "samples_skipped": report.skipped, "actor_deaths": report.actor_deaths}
     mets.update({f"time_{k}_s": v for k, v in timings.items()})
+    if attrs is not None:
+        mets.update(attrs["accuracy"].metrics())
     for m, r in results.items():
         mets[m] = r["value"]
         row[m] = r["value"]
@@ -185,10 +200,15 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     results_json = {"benchmark": cfg.benchmark, "checkpoint": ckpt, "step": ckpt["step"], "metrics": mets,
                     "frechet": {m: {k: v for k, v in r.items() if k != "replicates"} for m, r in results.items()},
                     "prefect_flow_run_id": str(_flow_run_id())}
+    if attrs is not None:
+        results_json["attributes"] = attrs["accuracy"].as_dict()
     tracking.log_json(client, rid, results_json, "results.json")
     per_sample = [{**it.as_dict(), "checkpoint_id": ckpt["id"], "path": str(sample_path(cfg.output_root, it.address)),
                    **{k: v for k, v in report.records.get(it.address, {}).items() if k in ("generated", "seconds")}}
                   for it in items]
+    if attrs is not None:
+        for rec, it, pred, ok in zip(per_sample, items, attrs["predicted"], attrs["accuracy"].per_sample):
+            rec.update(requested=attrs["requested"][it.prompt_id], predicted=pred, attr_correct=ok)
     tracking.log_jsonl(client, rid, per_sample, "samples.jsonl")
     clips = [read_sample(sample_path(cfg.output_root, it.address)) for it in items[: cfg.tracking.grid_samples]]
     tracking.log_grid(client, rid, clips, fps=cfg.sampler.fps)
@@ -207,6 +227,23 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
 
 
 # ------------------------------------------------------------------------------------------ flows
+def default_checkpoint(benchmark: str) -> CheckpointSpec:
+    """No checkpoints given: on the shapes benchmark the committed shapes pipeline
+    (``checkpoints/shapes/pipeline``, found relative to the package, not the working directory)."""
+    from magicvideo.checkpoints import shapes_checkpoint
+
+    if Path(benchmark).stem != "shapes":
+        raise ValueError("no checkpoints given (parameter `checkpoints`, `--checkpoint`, or the config's `checkpoints`)")
+    path = shapes_checkpoint("pipeline")
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no checkpoints given, and the committed shapes pipeline that the shapes benchmark uses by default is "
+            f"missing: {path} (no model_index.json; it is part of the repository, checkpoints/shapes/pipeline). "
+            "Restore it (git checkout -- checkpoints/shapes) or pass a pipeline folder with --checkpoint / the "
+            "`checkpoints` parameter")
+    return CheckpointSpec(path=str(path), label="shapes")
+
+
 def _checkpoint_info(spec: CheckpointSpec) -> dict:
     path = str(Path(spec.path).resolve())
     return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
@@ -241,7 +278,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
         params.setdefault("ray", {})["address"] = ray_address
     cfg = resolve_config(config, params)
     if not cfg.checkpoints:
-        raise ValueError("no checkpoints given (parameter `checkpoints` or the config's `checkpoints`)")
+        cfg = cfg.model_copy(update={"checkpoints": [default_checkpoint(cfg.benchmark)]})
     log = _logger()
     cfg = cfg.model_copy(update={"output_root": str(Path(cfg.output_root).resolve())})
     ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
@@ -258,6 +295,11 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     try:
         t0 = time.perf_counter()
         bench, records = manifest_task(cfg)
+        attributes = None
+        if cfg.metrics.attributes is not None:  # fail before any generation: labels, classifier weights
+            attributes = {"requested": fm.requested_attributes(records, bench.name),
+                          "classifier": fm.build_attribute_classifier(cfg.metrics.attributes,
+                                                                      fm.resolve_device(cfg.metrics.device))}
         t_manifest = time.perf_counter() - t0
         started_ray = ensure_ray(cfg.ray)
         actors = generation.start_actors(cfg.ray)
@@ -272,7 +314,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
             t1 = time.perf_counter()
             feats = features_task(items, refs, cfg)
             t2 = time.perf_counter()
-            results = metrics_task(feats, refs, cfg)
+            results = metrics_task(feats, refs, cfg, items, attributes)
             t3 = time.perf_counter()
             timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t2 - t1, "metrics": t3 - t2}
             timings.update({f"reference_{m}": r["seconds"] for m, r in refs.items()})
@@ -292,7 +334,8 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
 
 def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
     """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact."""
-    cols = ["checkpoint", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")] + ["clips_per_s"]
+    cols = (["checkpoint", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
+            + ["attr_acc/mean", "clips_per_s"])
     table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols if c in r} for r in rows]
     tracking.log_json(client, pid, rows, "results.json")
     present = [m for m in METRICS if any(m in r for r in rows)]

@@ -1,18 +1,18 @@
-"""Features and Fréchet metrics for the flow, from the ``evaluation`` library (no orchestration here)."""
+"""Features, Fréchet metrics and attribute accuracy for the flow, from the ``evaluation`` library
+(no orchestration here)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from evaluation import (FeatureStats, I3DExtractor, InceptionExtractor, ReferenceStatsCache, StyleGANVI3DExtractor,
-                        bootstrap_frechet, cache_key, extract_stats, frechet_distance, get_protocol)
+from evaluation import (DEFAULT_PROTOCOL, FeatureStats, ReferenceStatsCache, ShapesI3DExtractor, bootstrap_frechet,
+                        build_extractor as _build, cache_key, extract_stats, frechet_distance, get_protocol,
+                        score_attributes, weights)
 from flows.store import read_sample
-
-DEFAULT_PROTOCOL = {"i3d_pytorch": "fvd_videogpt", "i3d_stylegan_v_torchscript": "fvd2048_16f",
-                    "inception_v3_fid": "fid_frames"}
 
 
 def resolve_device(device: str) -> str:
@@ -25,11 +25,25 @@ def resolve_device(device: str) -> str:
 
 def build_extractor(settings, device: str):
     """The extractor a ``FrechetSettings`` names, loaded from its local weights file."""
-    if settings.extractor == "i3d_pytorch":
-        return I3DExtractor(settings.weights, device=device, precision=settings.precision)
-    if settings.extractor == "i3d_stylegan_v_torchscript":
-        return StyleGANVI3DExtractor(settings.weights, device=device, precision=settings.precision)
-    return InceptionExtractor(settings.weights, device=device, precision=settings.precision)
+    return _build(settings.extractor, settings.weights, device=device, precision=settings.precision)
+
+
+ATTRIBUTE_WEIGHTS = dataclasses.replace(weights.SHAPES_CLASSIFIER, config_key="metrics.attributes.weights")
+
+
+def build_attribute_classifier(settings, device: str) -> ShapesI3DExtractor:
+    """The classifier of ``metrics.attributes`` (an ``AttributeSettings``); a missing folder names
+    the key ``metrics.attributes.weights``."""
+    return ShapesI3DExtractor(settings.weights, device=device, spec=ATTRIBUTE_WEIGHTS)
+
+
+def requested_attributes(records, benchmark: str) -> dict[str, dict[str, str]]:
+    """prompt id -> the attributes its prompt states; one clear error when a prompt states none."""
+    missing = [r.prompt_id for r in records if not r.attributes]
+    if missing:
+        raise ValueError(f"metrics.attributes: benchmark {benchmark!r} has prompts without attribute labels "
+                         f"(e.g. {missing[0]}); attribute accuracy needs a shapes benchmark: set metrics.attributes=null")
+    return {r.prompt_id: dict(r.attributes) for r in records}
 
 
 def protocol_of(settings):
@@ -71,6 +85,11 @@ def reference_stats(bench, extractor, protocol, cache_dir: str | Path, *, batch_
 def generated_stats(paths: list[Path], extractor, protocol, *, batch_size: int, keep_features: bool) -> FeatureStats:
     return extract_stats(batched((read_sample(p) for p in paths), batch_size), extractor,
                          num_frames=protocol.num_frames, keep_features=keep_features)
+
+
+def attribute_accuracy(paths: list[Path], requested: list[dict[str, str]], classifier, *, batch_size: int):
+    """``(AttributeAccuracy, predictions)`` of the samples at ``paths`` against ``requested``."""
+    return score_attributes(batched((read_sample(p) for p in paths), batch_size), requested, classifier)
 
 
 def frechet(fake: FeatureStats, real: FeatureStats, protocol, *, bootstrap: int, seed: int) -> dict:

@@ -114,6 +114,11 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
         assert ch.data.tags["checkpoint_id"] == checkpoint_id(ck)
         assert ch.data.params["checkpoint.step"] == str(row["step"])
         assert ch.data.metrics["fvd"] == pytest.approx(row["fvd"])
+        # configs/eval/shapes.yaml turns attribute accuracy on (the committed classifier)
+        for a in ("shape", "color", "background", "motion", "speed", "mean", "all"):
+            assert 0 <= ch.data.metrics[f"attr_acc/{a}"] <= 1 and ch.data.metrics[f"attr_acc/{a}"] == row[f"attr_acc/{a}"]
+        assert ch.data.metrics["attr_chance/color"] == pytest.approx(1 / 6)
+        assert ch.data.metrics["attr_chance/motion"] == pytest.approx(1 / 8)
         hist = c.get_metric_history(ch.info.run_id, "fvd")
         assert [m.step for m in hist] == [row["step"]]
         arts = {a.path for a in c.list_artifacts(ch.info.run_id)} | {
@@ -122,6 +127,16 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
         local = c.download_artifacts(ch.info.run_id, "samples.jsonl", str(tmp_path / ch.info.run_id))
         lines = [json.loads(s) for s in Path(local).read_text().splitlines()]
         assert len(lines) == N_PROMPTS and all(Path(x["path"]).is_file() for x in lines)
+        for x in lines:  # what the prompt asked for, what the classifier saw, and whether they agree
+            assert set(x["requested"]) == set(x["predicted"]) == set(x["attr_correct"]) == {
+                "shape", "color", "background", "motion", "speed"}
+            assert all(x["attr_correct"][k] == (x["requested"][k] == x["predicted"][k]) for k in x["requested"])
+            assert x["requested"]["color"] in x["prompt"]
+        shape_acc = sum(x["attr_correct"]["shape"] for x in lines) / len(lines)
+        assert ch.data.metrics["attr_acc/shape"] == pytest.approx(shape_acc)
+        res = json.loads(Path(c.download_artifacts(ch.info.run_id, "results.json", str(tmp_path / "r" / ch.info.run_id)))
+                         .read_text())
+        assert res["attributes"]["n"] == N_PROMPTS and res["attributes"]["accuracy"]["shape"] == pytest.approx(shape_acc)
     assert {"plots/fvd_vs_step.png", "plots/ablations.png"} <= {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
     abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
     assert [(a["variant"], a["fvd"]) for a in abl] == [("full", rows[0]["fvd"]), ("adaptor off", rows[1]["fvd"])]
@@ -235,3 +250,60 @@ def test_fid_through_the_flow(env, tmp_path):
     child = [r for r in c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
              if "mlflow.parentRunId" in r.data.tags]
     assert child and child[0].data.metrics["fid"] == pytest.approx(row["fid"])
+
+
+def test_shapes_domain_metrics_and_committed_pipeline_through_the_cli(env, tmp_path, capsys):
+    """`magicvideo eval shapes` with no --checkpoint: the committed pipeline, FVD on the ShapesI3D
+    features, FID on the shapes CLIP's frame embeddings, attribute accuracy; all in MLflow and printed."""
+    from mlflow.tracking import MlflowClient
+
+    from magicvideo.checkpoints import shapes_checkpoint
+    from magicvideo.cli import main
+    from flows.store import checkpoint_id
+
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    rc = main(["eval", "shapes", "--limit", "3", "--steps", "2", "--root", str(env["root"] / "shapes"),
+               "--output-root", str(tmp_path / "eval"), "--tracking-uri", uri, "--set", "metrics.bootstrap=5",
+               "--set", "ray.num_cpus_per_actor=0.5", "--set", "ray.batch_size=3",
+               "--set", f"metrics.cache_dir={json.dumps(str(tmp_path / 'refstats'))}"])
+    assert rc == 0 and len(samples(tmp_path)) == 3
+    c = MlflowClient(uri)
+    (child,) = [r for r in c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]
+    assert child.data.tags["checkpoint_id"] == checkpoint_id(shapes_checkpoint("pipeline"))
+    m, p = child.data.metrics, child.data.params
+    assert json.loads(p["fvd.extractor_identity"])["extractor"] == "shapes_i3d"
+    assert json.loads(p["fid.extractor_identity"])["extractor"] == "clip_image"
+    assert np.isfinite(m["fvd"]) and m["fvd"] > 0 and np.isfinite(m["fid"]) and m["fid"] > 0
+    assert m["fvd_ci_low"] <= m["fvd_ci_high"] and {"attr_acc/mean", "attr_chance/mean", "attr_acc/color"} <= set(m)
+    out = capsys.readouterr().out
+    assert "FVD [95% CI]" in out and "FID [95% CI]" in out
+    assert f"{m['fvd']:.3f} [{m['fvd_ci_low']:.2f}, {m['fvd_ci_high']:.2f}]" in out
+    color = next(line for line in out.splitlines() if "attribute acc. color" in line)
+    assert f"{m['attr_acc/color']:.3f}" in color and color.rstrip(" │").endswith(f"{1 / 6:.3f}")
+
+
+def test_missing_classifier_fails_before_generation(env, tmp_path):
+    from evaluation import MissingWeightsError
+    from flows.config import AttributeSettings
+    from flows.metrics import build_attribute_classifier
+
+    with pytest.raises(MissingWeightsError, match=r"nope.*`metrics\.attributes\.weights`"):
+        build_attribute_classifier(AttributeSettings(weights=str(tmp_path / "nope")), "cpu")
+    with pytest.raises(MissingWeightsError, match=r"nope.*metrics\.attributes\.weights"):
+        run(env, tmp_path, env["ckpts"][:1], metrics={"attributes": {"weights": str(tmp_path / "nope")}})
+    assert not (tmp_path / "eval" / "samples").exists()
+
+
+def test_default_checkpoint_is_the_committed_pipeline(tmp_path, monkeypatch):
+    import magicvideo.checkpoints as ck
+    from flows.eval_flow import default_checkpoint
+    from magicvideo.checkpoints import shapes_checkpoint
+
+    spec = default_checkpoint("shapes")
+    assert spec.path == str(shapes_checkpoint("pipeline")) and (shapes_checkpoint("pipeline") / "model_index.json").is_file()
+    with pytest.raises(ValueError, match="no checkpoints given"):
+        default_checkpoint("msrvtt")
+    monkeypatch.setattr(ck, "SHAPES_CHECKPOINTS", tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match=r"gone/pipeline"):
+        default_checkpoint("shapes")
