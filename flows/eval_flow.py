@@ -345,8 +345,10 @@ def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
             fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
             tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
     ablation_rows = [r for r in rows if any(c.ablation for c in cfg.checkpoints)]
-    if ablation_rows and present:
-        fig = plots.ablation_bars(ablation_rows, present, f"Ablations on {cfg.benchmark}")
+    # Fig. 7: each Fréchet metric with its interval, and attribute accuracy where it was measured
+    bars = present + (["attr_acc/mean"] if any("attr_acc/mean" in r for r in ablation_rows) else [])
+    if ablation_rows and bars:
+        fig = plots.ablation_bars(ablation_rows, bars, f"Ablations on {cfg.benchmark}")
         tracking.log_figure(client, pid, fig, "ablations.png")
         tracking.log_json(client, pid, [{k: r.get(k) for k in ["variant"] + cols} for r in ablation_rows],
                           "ablations.json")

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
+
+
+def use_ray_token_auth() -> None:
+    """Configure Ray's token authentication (Ray 2.60's default) with a token kept in a temporary
+    folder, unless the environment already sets one. Ray reads these settings when it is imported:
+    call this before ``import ray``."""
+    if not (os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")):
+        token = Path(tempfile.mkdtemp(prefix="ray_auth_")) / "token"
+        token.write_text(secrets.token_hex(32))
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 TINY_UNET2D = dict(
     sample_size=8,

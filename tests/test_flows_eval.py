@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import tempfile
+from tests.conftest import use_ray_token_auth
 
-# Ray reads its auth settings when it is imported: configure token auth (Ray 2.60's default) with a
-# token kept in a temporary folder, before `import ray`, unless the environment already sets them.
-if not (os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")):
-    _tok = Path(tempfile.mkdtemp(prefix="ray_auth_")) / "token"
-    _tok.write_text(secrets.token_hex(32))
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(_tok)
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+use_ray_token_auth()  # before `import ray`: Ray reads its auth settings at import
 
 pytest.importorskip("prefect")
 ray = pytest.importorskip("ray")

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-if not (os.environ.get("RAY_AUTH_TOKEN_PATH") or os.environ.get("RAY_AUTH_TOKEN")):
-    _tok = Path(tempfile.mkdtemp(prefix="ray_auth_")) / "token"
-    _tok.write_text(secrets.token_hex(32))
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(_tok)
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+from tests.conftest import use_ray_token_auth
+
+use_ray_token_auth()  # before `import ray`: Ray reads its auth settings at import
 
 pytest.importorskip("prefect")
 ray = pytest.importorskip("ray")
@@ -77,4 +73,5 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
     assert [a["variant"] for a in abl] == ["full", "temporal attention off"]
+    assert all(0 <= a["attr_acc/mean"] <= 1 for a in abl)  # the shapes config scores attributes too
     assert "plots/ablations.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
