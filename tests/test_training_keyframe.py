@@ -91,6 +91,31 @@ def test_resume_is_bit_exact(tmp_path):
     assert [r["loss"] for r in la] == [r["loss"] for r in lb] and len(la) == 6
 
 
+def test_deferred_logging_logs_every_step_and_changes_nothing(tmp_path):
+    """log_every: 4 keeps losses on the device and syncs every 4 steps (and at checkpoints): the
+    same weights and the same per-step log as log_every: 1; a non-finite loss still stops the run."""
+    data = clips(3)
+    kw = dict(steps=7, batch_size=1, checkpoint_every=5, optim={"lr": 1e-3})
+    a = build_keyframe_trainer(config(tmp_path / "a", **kw), dataset=data)
+    a.train(progress=False)
+    b = build_keyframe_trainer(config(tmp_path / "b", **kw, log_every=4), dataset=data)
+    flushes = []
+    orig = b._flush_log
+    b._flush_log = lambda pending, *rest: (flushes.append([r["step"] for r in pending]), orig(pending, *rest))[1]
+    b.train(progress=False)
+    assert flushes == [[1, 2, 3, 4], [5], [6, 7]]  # every 4 steps, and before each checkpoint
+    la, lb = (read_log(tmp_path / x / "run" / "train_log.jsonl") for x in "ab")
+    assert [(r["step"], r["loss"], r["grad_norm"], r["lr"]) for r in la] == [
+        (r["step"], r["loss"], r["grad_norm"], r["lr"]) for r in lb]  # fmt: skip
+    pa, pb = _params(tmp_path / "a" / "run" / "final" / "unet"), _params(tmp_path / "b" / "run" / "final" / "unet")
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+    c = build_keyframe_trainer(config(tmp_path / "c", steps=3, batch_size=1, log_every=2), dataset=data)
+    c.loss = lambda batch: torch.tensor(float("nan"), requires_grad=True)
+    with pytest.raises(FloatingPointError, match="at step 1"):
+        c.train(progress=False)
+
+
 def test_resume_refuses_a_changed_config(tmp_path):
     data = clips(2)
     build_keyframe_trainer(config(tmp_path, steps=1), dataset=data).train(progress=False)

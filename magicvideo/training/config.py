@@ -96,6 +96,9 @@ class TrainConfig(StrictModel):
     gradient_checkpointing: bool = False
     device: str = "auto"                        # auto (cuda if available) | cpu | cuda | cuda:N
     checkpoint_every: int = Field(500, ge=1)    # optimizer steps between checkpoints (and at the end)
+    log_every: int = Field(1, ge=1)             # steps per host sync: losses stay on the device and are logged
+                                                # (and checked for NaN) every N steps; >1 lets the CPU queue the
+                                                # next steps while the GPU works (small, launch-bound models)
     keep_checkpoints: int = Field(2, ge=1)      # newest checkpoints kept
     resume: Literal["auto", "never"] | str = "auto"  # auto: newest checkpoint in out_dir; or a checkpoint folder
     data: DataSection = DataSection()

@@ -140,7 +140,7 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
 
 
 # Keys that may differ between a run and its resumption (they do not change the arithmetic).
-_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "keep_checkpoints", "resume", "out_dir", "device"}
+_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "resume", "out_dir", "device"}
 
 
 class Trainer:
@@ -278,6 +278,12 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _flush_log(pending: list[dict], log, log_path: Path, bar: "_Progress") -> dict:
+        last = _flush_log_records(pending, log, log_path)
+        bar.update(last["step"], last["loss"], last["lr"])
+        return last
+
     def train(self, progress: bool = True) -> dict[str, Any]:
         """Run (or resume) training to ``cfg.steps``; return a summary (steps, final loss, time)."""
         cfg = self.cfg
@@ -296,6 +302,7 @@ class Trainer:
         data = batches(self.dataset, cfg.batch_size, cfg.data.seed, start=self.step * cfg.grad_accum,
                        num_workers=cfg.data.num_workers)  # fmt: skip
         t0, first, last, data_wait = time.perf_counter(), self.step, {}, 0.0
+        pending: list[dict] = []  # steps not yet logged: their loss and grad norm still on the device
         bar = _Progress(cfg.steps, self.step, enabled=progress)
         with open(log_path, "a") as log, bar:
             while self.step < cfg.steps:
@@ -311,34 +318,47 @@ class Trainer:
                     total += loss.detach().float() / cfg.grad_accum
                 grad_norm = None
                 if cfg.optim.max_grad_norm is not None:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.max_grad_norm))
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.optim.max_grad_norm).detach()
                 lr = self.lr_schedule.get_last_lr()[0]
                 self.optimizer.step()
                 self.lr_schedule.step()
                 if self.ema is not None:
                     self.ema.step(self.params)
                 self.step += 1
-                value = float(total)
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss is {value} at step {self.step}; see {log_path}")
                 elapsed = time.perf_counter() - t0
-                last = {
-                    "step": self.step, "loss": value, "lr": lr, "grad_norm": grad_norm,
+                pending.append({
+                    "step": self.step, "loss": total, "lr": lr, "grad_norm": grad_norm,
                     "samples": self.step * cfg.grad_accum * cfg.batch_size,
                     "samples_per_s": (self.step - first) * cfg.grad_accum * cfg.batch_size / max(elapsed, 1e-9),
                     "elapsed_s": round(elapsed, 3),
                     "data_wait_s": round(data_wait, 3),  # of elapsed_s, waiting for batches (input-bound if large)
-                }  # fmt: skip
-                log.write(json.dumps(last) + "\n")
-                log.flush()
-                bar.update(self.step, value, lr)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                })  # fmt: skip
+                at_checkpoint = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                if len(pending) >= cfg.log_every or at_checkpoint:
+                    last = self._flush_log(pending, log, log_path, bar)
+                if at_checkpoint:
                     self.save_checkpoint()
         final = out / "final"
         shutil.rmtree(final, ignore_errors=True)
         self._save_models(final)
         return {"steps": self.step, "loss": last.get("loss"), "seconds": time.perf_counter() - t0,
                 "data_wait_seconds": round(data_wait, 3), "out_dir": str(out)}  # fmt: skip
+
+
+def _flush_log_records(pending: list[dict], log, log_path: Path) -> dict:
+    """Bring the pending steps' device values to the host (one sync), check them, write their log
+    lines; returns the last record. Raises FloatingPointError at the first non-finite loss."""
+    for rec in pending:
+        rec["loss"] = float(rec["loss"])
+        if rec["grad_norm"] is not None:
+            rec["grad_norm"] = float(rec["grad_norm"])
+        if not math.isfinite(rec["loss"]):
+            raise FloatingPointError(f"loss is {rec['loss']} at step {rec['step']}; see {log_path}")
+        log.write(json.dumps(rec) + "\n")
+    log.flush()
+    last = pending[-1]
+    pending.clear()
+    return last
 
 
 def _truncate_log(path: Path, step: int) -> None:
