@@ -63,11 +63,41 @@ def run_eval(args) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.eval_flow import eval_flow
 
+    start_services(args.ray_address)
     rows = eval_flow(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
                      samples_per_prompt=args.samples_per_prompt, seed=args.seed, limit=args.limit,
                      output_root=args.output_root, ray_address=args.ray_address, overrides=_overrides(args))
     _print_rows(rows)
     return 0
+
+
+def start_services(ray_address: str | None) -> None:
+    """Start Prefect's embedded server and Ray side by side, before the flow is called.
+
+    Both are slow to start and independent (BENCHMARKS.md, Orchestration: ~4-8 s for the server,
+    ~3 s for ``ray.init``); the flow would start them one after the other. The server starts in a
+    thread (``SubprocessASGIServer.start`` waits on a subprocess) while this thread starts Ray;
+    the thread is joined before the flow runs, which then finds both up. Nothing happens for a
+    configured server (``PREFECT_API_URL``) or a Ray already initialised.
+    """
+    import threading
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.config import RaySettings
+    from flows.eval_flow import ensure_ray
+
+    thread = None
+    if not PREFECT_API_URL.value():
+        from prefect.server.api.server import SubprocessASGIServer
+
+        thread = threading.Thread(target=SubprocessASGIServer().start, name="prefect-server-start", daemon=True)
+        thread.start()
+    try:
+        ensure_ray(RaySettings(address=ray_address))
+    finally:
+        if thread is not None:
+            thread.join()
 
 
 def _print_rows(rows) -> None:

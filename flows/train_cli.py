@@ -23,9 +23,11 @@ def run_train_ablations(args) -> int:
     import os
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.cli import start_services
     from flows.train_flow import train_ablations_flow
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+    start_services(args.ray_address)
     result = train_ablations_flow(out=args.out, recipe=args.recipe, seed=args.seed, steps_scale=args.steps_scale,
                                   variants=variants, device=args.device, evaluate=not args.no_eval, limit=args.limit,
                                   ray_address=args.ray_address)  # fmt: skip
