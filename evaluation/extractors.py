@@ -56,6 +56,15 @@ def precision_mode(precision: str, device_type: str):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
 
 
+def _model_and_hash(model, weights_path, spec: weights.WeightsSpec, load, directory: bool = False):
+    """``(model, weights sha256)``: `model` as given (tests: an in-memory model, unhashed), else
+    ``load(path)`` of the weights file or folder that `weights_path` / `spec` resolve to."""
+    if model is not None:
+        return model, "unhashed:in-memory-model"
+    path = weights.resolve_weights(weights_path, spec, directory=directory)
+    return load(path), weights.file_sha256(path)
+
+
 class I3DExtractor:
     """FVD features from Inception-I3D with pytorch-i3d's ``i3d_pretrained_400.pt`` (VideoGPT convention).
 
@@ -76,12 +85,8 @@ class I3DExtractor:
     def __init__(self, weights_path=None, device="cpu", precision="fp32", channels_last=False, fuse_bn=False,
                  resize="short_side_crop", bn_eps=1e-5, model: InceptionI3d | None = None):
         self.device, self.precision, self.resize = torch.device(device), precision, resize
-        if model is None:
-            path = weights.resolve_weights(weights_path, weights.I3D_STATE_DICT)
-            self.weights_sha256 = weights.file_sha256(path)
-            model = load_i3d(path, device=self.device, bn_eps=bn_eps)
-        else:
-            self.weights_sha256 = "unhashed:in-memory-model"
+        model, self.weights_sha256 = _model_and_hash(model, weights_path, weights.I3D_STATE_DICT,
+                                                     lambda path: load_i3d(path, device=self.device, bn_eps=bn_eps))
         model = model.eval().requires_grad_(False).to(self.device)
         if fuse_bn:
             model.fuse_batchnorm_()
@@ -166,12 +171,8 @@ class InceptionExtractor:
     def __init__(self, weights_path=None, device="cpu", convention="torch-fidelity", precision="fp32",
                  resize="none", channels_last=False, model: InceptionV3FID | None = None):
         self.device, self.precision, self.resize = torch.device(device), precision, resize
-        if model is None:
-            path = weights.resolve_weights(weights_path, weights.INCEPTION)
-            self.weights_sha256 = weights.file_sha256(path)
-            model = load_inception(path, device=self.device, convention=convention)
-        else:
-            self.weights_sha256 = "unhashed:in-memory-model"
+        model, self.weights_sha256 = _model_and_hash(
+            model, weights_path, weights.INCEPTION, lambda path: load_inception(path, device=self.device, convention=convention))
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.convention = self.model.convention
         self.num_features = getattr(self.model, "num_features", 2048)
@@ -222,12 +223,7 @@ class ShapesI3DExtractor:
         from magicvideo.training.classifier import ShapesI3D
 
         self.device, self.precision = torch.device(device), precision
-        if model is None:
-            folder = weights.resolve_weights(weights_path, spec, directory=True)
-            self.weights_sha256 = weights.file_sha256(folder)
-            model = ShapesI3D.from_pretrained(folder)
-        else:
-            self.weights_sha256 = "unhashed:in-memory-model"
+        model, self.weights_sha256 = _model_and_hash(model, weights_path, spec, ShapesI3D.from_pretrained, directory=True)
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.num_features = self.model.feature_dim
         self.heads = self.model.heads

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from magicvideo.configs import apply_overrides
+
 
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate checkpoints on a benchmark (Prefect flow, Ray, MLflow)")
@@ -42,18 +44,14 @@ def _overrides(args) -> dict:
         o["sampler"] = sampler
     if args.tracking_uri:
         o["tracking"] = {"uri": args.tracking_uri}
+    sets = {}
     for item in args.set:
         key, _, raw = item.partition("=")
         try:
-            value = json.loads(raw)
+            sets[key] = json.loads(raw)
         except json.JSONDecodeError:
-            value = raw
-        d = o
-        *parents, last = key.split(".")
-        for k in parents:
-            d = d.setdefault(k, {})
-        d[last] = value
-    return o
+            sets[key] = raw
+    return apply_overrides(o, sets, source="--set")
 
 
 def run_eval(args) -> int:

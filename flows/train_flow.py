@@ -26,45 +26,45 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.config import RaySettings
 from flows.eval_flow import _logger, ensure_ray, eval_flow
-from magicvideo.training.ablations import LABELS, VARIANTS, train_variant, variant_pipeline
-from magicvideo.training.shapes import STAGES, load_shapes_recipe, train_shapes
+from magicvideo.training.ablations import LABELS, OWN, VARIANTS, train_variant, variant_pipeline
+from magicvideo.training.shapes import ShapesRecipe, load_shapes_recipe, train_shapes
 
 
-def _gpus_per_task() -> float:
+def _remote(fn):
+    """`fn` as a Ray task on one GPU where the cluster has GPUs, else on one CPU."""
     import ray
 
-    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    return ray.remote(num_gpus=gpus, num_cpus=1)(fn)
 
 
-def _recipe(recipe: str, overrides: dict | None):
-    return load_shapes_recipe(recipe, overrides or {})
+def _stage_seconds(report: dict, stages=None) -> dict:
+    """stage -> seconds (or 'reused') of a chain report, for the log."""
+    return {k: v.get("seconds", "reused" if v.get("reused") else "-") for k, v in report["stages"].items()
+            if stages is None or k in stages}  # fmt: skip
 
 
 @task(name="train-base", cache_policy=NO_CACHE)
-def train_base_task(out: str, recipe: str, recipe_overrides: dict | None, seed: int, steps_scale: float,
-                    device: str | None) -> dict:  # fmt: skip
+def train_base_task(out: str, recipe: ShapesRecipe, seed: int, steps_scale: float, device: str | None) -> dict:
     """The whole chain in a Ray task (a GPU where the cluster has one)."""
     import ray
 
-    fn = ray.remote(num_gpus=_gpus_per_task(), num_cpus=1)(train_shapes)
-    rec = _recipe(recipe, recipe_overrides)
-    report = ray.get(fn.remote(out, rec, seed=seed, steps_scale=steps_scale, device=device, progress=False,
-                               stages=STAGES))  # fmt: skip
-    _logger().info("base chain: %s", {k: v.get("seconds", "reused" if v.get("reused") else "-")
-                                     for k, v in report["stages"].items()})  # fmt: skip
+    report = ray.get(_remote(train_shapes).remote(out, recipe, seed=seed, steps_scale=steps_scale, device=device,
+                                                  progress=False))  # fmt: skip
+    _logger().info("base chain: %s", _stage_seconds(report))
     return report
 
 
 @task(name="train-variants", cache_policy=NO_CACHE)
-def train_variants_task(out: str, variants: list[str], recipe: str, recipe_overrides: dict | None, seed: int,
-                        steps_scale: float, device: str | None) -> dict[str, dict]:  # fmt: skip
+def train_variants_task(out: str, variants: list[str], recipe: ShapesRecipe, seed: int, steps_scale: float,
+                        device: str | None) -> dict[str, dict]:  # fmt: skip
     """Every variant but ``full`` (the base chain's own model) as one Ray task each, side by side."""
     import ray
 
-    fn = ray.remote(num_gpus=_gpus_per_task(), num_cpus=1)(train_variant)
-    rec = _recipe(recipe, recipe_overrides)
-    pending = {v: fn.remote(out, v, rec, seed=seed, steps_scale=steps_scale, device=device, progress=False)
+    fn = _remote(train_variant)
+    pending = {v: fn.remote(out, v, recipe, seed=seed, steps_scale=steps_scale, device=device, progress=False)
                for v in variants if v != "full"}  # fmt: skip
     reports, failed = {}, {}
     for v, ref in pending.items():
@@ -75,8 +75,7 @@ def train_variants_task(out: str, variants: list[str], recipe: str, recipe_overr
     if failed:
         raise RuntimeError("ablation variant(s) failed: " + "; ".join(f"{v}: {e}" for v, e in failed.items()))
     for v, r in reports.items():
-        _logger().info("%s: %s", v, {k: s.get("seconds", "reused" if s.get("reused") else "-")
-                                     for k, s in r["stages"].items() if k in ("pretrain", "finetune")})  # fmt: skip
+        _logger().info("%s: %s", v, _stage_seconds(r, OWN))
     return reports
 
 
@@ -103,10 +102,11 @@ def train_ablations_flow(out: str = "outputs/shapes_train", recipe: str = "defau
     if unknown:
         raise ValueError(f"unknown ablation variant(s) {unknown}; variants are {', '.join(VARIANTS)}")
     out = str(Path(out).resolve())
-    started = ensure_ray(_ray_settings(ray_address))
+    rec = load_shapes_recipe(recipe, recipe_overrides)
+    started = ensure_ray(RaySettings(address=ray_address))
     try:
-        base = train_base_task(out, recipe, recipe_overrides, seed, steps_scale, device)
-        reports = {"full": base, **train_variants_task(out, variants, recipe, recipe_overrides, seed, steps_scale, device)}
+        base = train_base_task(out, rec, seed, steps_scale, device)
+        reports = {"full": base, **train_variants_task(out, variants, rec, seed, steps_scale, device)}
     finally:
         if started:
             import ray
@@ -122,9 +122,3 @@ def train_ablations_flow(out: str = "outputs/shapes_train", recipe: str = "defau
         rows = eval_flow(benchmark="shapes", checkpoints=checkpoints, config=eval_config, limit=limit,
                          seed=seed, ray_address=ray_address, overrides=overrides)  # fmt: skip
     return {"train": train, "eval": rows}
-
-
-def _ray_settings(address: str | None):
-    from flows.config import RaySettings
-
-    return RaySettings(address=address)

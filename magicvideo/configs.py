@@ -47,12 +47,19 @@ def read_yaml(path: Path, overrides: dict | None = None) -> dict:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    return apply_overrides(data, overrides, source=str(path))
+
+
+def apply_overrides(data: dict, overrides: dict | None, source: str = "config") -> dict:
+    """Set dotted-key `overrides` in the nested mapping `data` (in place; returned): ``{"optim.lr":
+    1e-3}`` sets ``optim: {lr: 0.001}``, creating sections as needed. An override through a value
+    that is not a section fails, naming `source`."""
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
         for part in parents:
             if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"{path}: cannot set {key}: {part} is not a section")
+                raise ConfigError(f"{source}: cannot set {key}: {part} is not a section")
             node = node.setdefault(part, {})
         node[leaf] = value
     return data

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from magicvideo.configs import apply_overrides
 from magicvideo.training.shapes import STAGES, ShapesChain, ShapesRecipe, load_shapes_recipe
 
 #: variant -> dotted recipe overrides (``full`` is the base chain itself)
@@ -70,13 +71,7 @@ def variant_recipe(recipe: str | Path | ShapesRecipe, variant: str, seed: int | 
     """The recipe with the variant's overrides (and `seed`, when given)."""
     _check_variant(variant)
     if isinstance(recipe, ShapesRecipe):
-        data = recipe.model_dump(mode="json")
-        for key, value in VARIANTS[variant].items():
-            node = data
-            *parents, last = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[last] = value
+        data = apply_overrides(recipe.model_dump(mode="json"), VARIANTS[variant], source=f"ablation variant {variant}")
         out = ShapesRecipe.model_validate(data)
     else:
         out = load_shapes_recipe(recipe, VARIANTS[variant])

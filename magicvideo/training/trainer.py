@@ -280,7 +280,19 @@ class Trainer:
 
     @staticmethod
     def _flush_log(pending: list[dict], log, log_path: Path, bar: "_Progress") -> dict:
-        last = _flush_log_records(pending, log, log_path)
+        """Bring the pending steps' device values to the host (one sync), check them, write their log
+        lines and update the bar; returns the last record. Raises FloatingPointError at the first
+        non-finite loss."""
+        for rec in pending:
+            rec["loss"] = float(rec["loss"])
+            if rec["grad_norm"] is not None:
+                rec["grad_norm"] = float(rec["grad_norm"])
+            if not math.isfinite(rec["loss"]):
+                raise FloatingPointError(f"loss is {rec['loss']} at step {rec['step']}; see {log_path}")
+            log.write(json.dumps(rec) + "\n")
+        log.flush()
+        last = pending[-1]
+        pending.clear()
         bar.update(last["step"], last["loss"], last["lr"])
         return last
 
@@ -343,22 +355,6 @@ class Trainer:
         self._save_models(final)
         return {"steps": self.step, "loss": last.get("loss"), "seconds": time.perf_counter() - t0,
                 "data_wait_seconds": round(data_wait, 3), "out_dir": str(out)}  # fmt: skip
-
-
-def _flush_log_records(pending: list[dict], log, log_path: Path) -> dict:
-    """Bring the pending steps' device values to the host (one sync), check them, write their log
-    lines; returns the last record. Raises FloatingPointError at the first non-finite loss."""
-    for rec in pending:
-        rec["loss"] = float(rec["loss"])
-        if rec["grad_norm"] is not None:
-            rec["grad_norm"] = float(rec["grad_norm"])
-        if not math.isfinite(rec["loss"]):
-            raise FloatingPointError(f"loss is {rec['loss']} at step {rec['step']}; see {log_path}")
-        log.write(json.dumps(rec) + "\n")
-    log.flush()
-    last = pending[-1]
-    pending.clear()
-    return last
 
 
 def _truncate_log(path: Path, step: int) -> None:
