@@ -1,5 +1,8 @@
 """Reading clips from video files with decord: frame sampling, resizing, and bad-file handling.
 
+Where decord is not installed (no wheel for the platform), the same reads go through OpenCV's
+bundled FFmpeg (:class:`OpenCVReader`); ``MAGICVIDEO_VIDEO_READER=opencv`` forces it.
+
 Two samplers, both pure functions of (frame count, parameters, seed) so they can be tested by hand:
 
 - :func:`train_indices` -- MagicVideo's training sampler (paper 3.1.3): take a span of ``Ls``
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -159,19 +163,78 @@ def resize_frames(frames: np.ndarray, size: int | None, mode: ResizeMode = "shor
 
 
 def open_video(path: str | Path):
-    """A decord ``VideoReader`` on the CPU (one thread); :class:`VideoReadError` if it fails."""
-    import decord
-
+    """A decord ``VideoReader`` on the CPU (one thread), or an :class:`OpenCVReader` where decord
+    is not installed; :class:`VideoReadError` if it fails."""
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(path, "missing file")
     try:
-        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        if os.environ.get("MAGICVIDEO_VIDEO_READER", "decord") == "opencv" or not _has_decord():
+            vr = OpenCVReader(path)
+        else:
+            import decord
+
+            vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except ImportError:
+        raise
     except Exception as exc:  # decord raises DECORDError/RuntimeError with ffmpeg's message
         raise VideoReadError(path, f"unreadable ({_first_line(exc)})") from None
     if len(vr) == 0:
         raise VideoReadError(path, "unreadable (no frames)")
     return vr
+
+
+def _has_decord() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("decord") is not None
+
+
+class OpenCVReader:
+    """The part of decord's ``VideoReader`` this module uses (``len``, ``get_avg_fps``,
+    ``get_batch``), over OpenCV's ``VideoCapture``: for machines with OpenCV but no decord wheel.
+
+    Written here because neither library offers the other's interface. Frames are decoded in
+    order from the start (OpenCV's seeking is not frame-exact) up to the last index asked for; on
+    the shapes benchmark's H.264 files they equal decord's bit for bit (tests/test_data_video.py).
+    The frame count is the container's, as decord's is."""
+
+    def __init__(self, path: str | Path):
+        try:
+            import cv2
+        except ImportError:
+            raise ImportError("reading videos needs decord or OpenCV: pip install decord (or opencv-python-headless)") from None
+        self._cv2, self.path = cv2, str(path)
+        cap = cv2.VideoCapture(self.path)
+        try:
+            if not cap.isOpened():
+                raise RuntimeError("OpenCV cannot open it")
+            self._n, self._fps = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(cap.get(cv2.CAP_PROP_FPS))
+        finally:
+            cap.release()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def get_avg_fps(self) -> float:
+        return self._fps
+
+    def get_batch(self, indices) -> np.ndarray:
+        """uint8 ``(len(indices), H, W, 3)`` RGB frames."""
+        want = [int(i) for i in indices]
+        if not want:
+            raise RuntimeError("no frames requested")
+        cap, got, wanted = self._cv2.VideoCapture(self.path), {}, set(want)
+        try:
+            for i in range(max(want) + 1):
+                ok, bgr = cap.read()
+                if not ok:
+                    raise RuntimeError(f"frame {i} could not be decoded")
+                if i in wanted:
+                    got[i] = self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+        return np.stack([got[i] for i in want])
 
 
 def probe_video(path: str | Path) -> tuple[int, float]:
@@ -182,7 +245,8 @@ def probe_video(path: str | Path) -> tuple[int, float]:
 
 def read_frames(vr, indices: np.ndarray, path: str | Path) -> np.ndarray:
     try:
-        return vr.get_batch([int(i) for i in indices]).asnumpy()
+        batch = vr.get_batch([int(i) for i in indices])
+        return batch if isinstance(batch, np.ndarray) else batch.asnumpy()
     except Exception as exc:
         raise VideoReadError(path, f"unreadable (decoding failed: {_first_line(exc)})") from None
 
