@@ -44,14 +44,19 @@ def _overrides(args) -> dict:
         o["sampler"] = sampler
     if args.tracking_uri:
         o["tracking"] = {"uri": args.tracking_uri}
+    return apply_overrides(o, parse_sets(args.set), source="--set")
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``--set KEY=JSON`` items as dotted overrides (a value that is not JSON stays a string)."""
     sets = {}
-    for item in args.set:
+    for item in items:
         key, _, raw = item.partition("=")
         try:
             sets[key] = json.loads(raw)
         except json.JSONDecodeError:
             sets[key] = raw
-    return apply_overrides(o, sets, source="--set")
+    return sets
 
 
 def run_eval(args) -> int:

@@ -8,8 +8,28 @@
 #           trained weights and every stage's done.json/config/log: enough for `--phase keyframe`
 #           in a later call (extract into OUT, carry OUT beside the benchmark's data/).
 # keyframe: the full model's pipeline, each ablation variant's U-Net, reports and logs.
-# Unpack: cat DEST/NAME.tar.* | tar xf - -C OUT
+#
+#   scripts/pack_shapes.sh unpack DEST OUT
+#
+# unpack: extracts DEST's pieces into OUT, then completes each variant's pipeline with the base
+#         pipeline's shared components (VideoVAE, text encoder, tokenizer, scheduler: upstream
+#         stages every variant shares; only the U-Net is packed per variant).
 set -euo pipefail
+if [ "${1:-}" = unpack ]; then
+    src=$2 out=$3
+    mkdir -p "$out"
+    for ph in upstream keyframe; do
+        if ls "$src/$ph.tar."* >/dev/null 2>&1; then cat "$src/$ph.tar."* | tar xf - -C "$out"; echo "unpacked $ph"; fi
+    done
+    for v in "$out"/ablations/*/pipeline; do
+        [ -d "$v" ] || continue
+        for c in model_index.json scheduler tokenizer text_encoder vae; do
+            [ -e "$v/$c" ] || cp -r "$out/pipeline/$c" "$v/"
+        done
+        echo "completed $v"
+    done
+    exit 0
+fi
 phase=$1 out=$2 dest=$3
 mkdir -p "$dest"
 cd "$out"
@@ -20,7 +40,7 @@ case $phase in
                     ablations/*/pipeline/unet ablations/*/report.json ablations/*/runs/pretrain/done.json
                     ablations/*/runs/pretrain/train_log.jsonl ablations/*/runs/finetune/done.json
                     ablations/*/runs/finetune/train_log.jsonl ablations/train_reports.json" ;;
-    *) echo "usage: $0 upstream|keyframe OUT DEST" >&2; exit 2 ;;
+    *) echo "usage: $0 upstream|keyframe OUT DEST, or $0 unpack DEST OUT" >&2; exit 2 ;;
 esac
 # shellcheck disable=SC2086 # the globs are meant to expand; a missing one is left out
 files=$(ls -d $want 2>/dev/null || true)

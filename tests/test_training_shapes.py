@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,12 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert "was trained with other settings (steps)" in capsys.readouterr().err
     assert main([*args[:-5], "--seed", "4", "--device", "cpu", "--no-progress"]) == 2
     assert "another spec or seed" in capsys.readouterr().err
+    # a chain folder copied elsewhere (a device call's output unpacked here) is still reused
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved, symlinks=True)
+    assert main(["train", "shapes", str(moved), *args[3:]]) == 0
+    assert all(json.loads((moved / "report.json").read_text())["stages"][s].get("reused") for s in STAGES)
+    shutil.rmtree(moved)
 
     # an ablation variant on top of the chain: shares its upstream stages through relative links,
     # trains only its own key-frame stages, with the recipe's budgets and seed

@@ -44,6 +44,7 @@ subfolder because every ``configs/train/*.yaml`` is a single-stage training conf
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -191,7 +192,7 @@ class ShapesChain:
         if not marker.is_file():
             return None
         done = json.loads(marker.read_text())
-        old, new = done.get("config", {}), _comparable(cfg)
+        old, new = _relocatable(done.get("config", {})), _relocatable(_comparable(cfg))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
             raise ValueError(f"{self.run_dir(stage)} was trained with other settings ({', '.join(changed)}); "
@@ -354,6 +355,26 @@ def _comparable(cfg: TrainConfig) -> dict[str, Any]:
     """A stage config without the keys that do not change what it trains."""
     return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("device", "resume", "checkpoint_every",
                                                                             "log_every", "keep_checkpoints")}  # fmt: skip
+
+
+def _relocatable(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with every path inside its chain folder written as ``<out>/...``, so that a chain
+    folder moved or copied elsewhere (a device call's /tmp/s unpacked into .shapes) still reuses
+    its stages. The chain folder is the stage's ``out_dir`` (``OUT/runs/<stage>``) two levels up."""
+    if not config.get("out_dir"):
+        return config
+    root = str(Path(config["out_dir"]).parent.parent)
+
+    def rel(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: rel(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [rel(v) for v in x]
+        if isinstance(x, str) and (x == root or x.startswith(root.rstrip(os.sep) + os.sep)):
+            return "<out>" + x[len(root) :]
+        return x
+
+    return rel(config)
 
 
 def size_report(out: str | Path) -> dict[str, Any]:
