@@ -23,7 +23,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import generation, metrics as fm, plots, tracking
 from flows.config import CheckpointSpec, EvalConfig, flatten, resolve_config
-from flows.store import checkpoint_id, checkpoint_step, is_checkpoint, plan_samples, read_sample, sample_path
+from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
+                         sample_path)
 
 METRICS = ("fvd", "fid")
 
@@ -368,11 +369,9 @@ def _slug(s: str) -> str:
 @flow(name="sweep", log_prints=True)
 def sweep_flow(watch_dir: str = "checkpoints", benchmarks: list[str] | None = None, config: str | None = None,
                overrides: dict | None = None) -> dict:
-    """Evaluate every checkpoint in ``watch_dir`` not yet evaluated (finished MLflow child run with
+    """Evaluate every checkpoint at or under ``watch_dir`` (:func:`flows.store.find_checkpoints`) not yet evaluated (finished MLflow child run with
     the same checkpoint id and benchmark) on each of ``benchmarks`` (nightly deployment)."""
-    root = Path(watch_dir)
-    found = sorted(p for p in ([root] + [q for q in root.iterdir() if q.is_dir()] if root.is_dir() else [])
-                   if is_checkpoint(p))
+    found = find_checkpoints(watch_dir)
     benchmarks = benchmarks or ["shapes"]
     cfg = resolve_config(config, overrides)
     client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))

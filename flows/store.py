@@ -64,6 +64,25 @@ def is_checkpoint(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
+def find_checkpoints(root: str | Path, max_depth: int = 4) -> list[Path]:
+    """Every pipeline folder at or under `root`, at most `max_depth` folders down (e.g.
+    ``checkpoints/shapes/pipeline``, ``runs/<name>/step-1000``); a checkpoint's own subfolders and
+    hidden folders are not searched."""
+    root, found = Path(root), []
+
+    def walk(d: Path, depth: int) -> None:
+        if is_checkpoint(d):
+            found.append(d)
+            return
+        if depth < max_depth:
+            for sub in sorted(q for q in d.iterdir() if q.is_dir() and not q.name.startswith(".")):
+                walk(sub, depth + 1)
+
+    if root.is_dir():
+        walk(root, 0)
+    return found
+
+
 def sample_seed(run_seed: int, prompt_id: str, sample_index: int) -> int:
     """A sample's own seed: from the run seed and the sample id, never from batch position."""
     return int(hashlib.sha256(f"{run_seed}:{prompt_id}:{sample_index}".encode()).hexdigest()[:8], 16)

@@ -204,10 +204,12 @@ def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
     from magicvideo.cli import main
 
     watch = tmp_path / "watch"
-    shutil.copytree(env["ckpts"][0], watch / "step-100")
+    shutil.copytree(env["ckpts"][0], watch / "run-a" / "step-100")  # found below the watched folder
+    (watch / "run-a" / "logs").mkdir()
     o = overrides(env, tmp_path, metrics={"fvd": None})
     o.update(limit=2, output_root=str(tmp_path / "eval"))
-    assert sweep_flow(watch_dir=str(watch), benchmarks=["shapes"], overrides=o) == {"shapes": [str(watch / "step-100")]}
+    new = str(watch / "run-a" / "step-100")
+    assert sweep_flow(watch_dir=str(watch), benchmarks=["shapes"], overrides=o) == {"shapes": [new]}
     assert sweep_flow(watch_dir=str(watch), benchmarks=["shapes"], overrides=o) == {"shapes": []}
     assert len(samples(tmp_path)) == 2
     rc = main(["eval", "shapes", "--checkpoint", env["ckpts"][1], "--limit", "2", "--steps", "2",
@@ -300,3 +302,15 @@ def test_default_checkpoint_is_the_committed_pipeline(tmp_path, monkeypatch):
     monkeypatch.setattr(ck, "SHAPES_CHECKPOINTS", tmp_path / "gone")
     with pytest.raises(FileNotFoundError, match=r"gone/pipeline"):
         default_checkpoint("shapes")
+
+
+def test_find_checkpoints_walks_below_the_watched_folder(tmp_path):
+    from flows.store import find_checkpoints
+
+    for rel in ("a", "x/b", "x/y/z/c", "x/y/z/w/too-deep", ".hidden/d", "a/inner"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "model_index.json").write_text("{}")
+    (tmp_path / "empty" / "deeper").mkdir(parents=True)
+    got = [p.relative_to(tmp_path).as_posix() for p in find_checkpoints(tmp_path, max_depth=4)]
+    assert got == ["a", "x/b", "x/y/z/c"]  # not inside a checkpoint, not hidden, not past max_depth
+    assert find_checkpoints(tmp_path / "a") == [tmp_path / "a"] and find_checkpoints(tmp_path / "missing") == []
