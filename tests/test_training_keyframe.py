@@ -202,3 +202,31 @@ def test_cuda_bf16_training_resumes_exactly(tmp_path):
     for name in ("unet", "unet_ema"):
         pa, pb = _params(tmp_path / "a" / "run" / "final" / name), _params(tmp_path / "b" / "run" / "final" / name)
         assert all(torch.equal(pa[k], pb[k]) for k in pa), name
+
+
+def test_video_lr_scale_gives_the_video_additions_their_own_lr(tmp_path):
+    """optim.video_lr_scale: two AdamW groups (inflated image layers at lr, temporal attention /
+    adaptors / FPS embedding at lr x scale) that the schedule scales together; resume stays exact."""
+    from magicvideo.models.unet import is_video_key
+
+    data = clips(3)
+    kw = dict(steps=4, batch_size=1, optim={"lr": 1e-3, "warmup_steps": 2, "video_lr_scale": 10.0})
+    tr = build_keyframe_trainer(config(tmp_path / "a", **kw), dataset=data)
+    image, video = tr.optimizer.param_groups
+    names = {id(p): n for n, p in tr.model.named_parameters()}
+    assert video["params"] and all(is_video_key(names[id(p)]) for p in video["params"])
+    assert not any(is_video_key(names[id(p)]) for p in image["params"])
+    assert any(".attn_temp." in names[id(p)] for p in video["params"])
+    assert len(image["params"]) + len(video["params"]) == len(tr.params)
+    tr.train(progress=False)
+    assert video["lr"] == pytest.approx(10 * image["lr"]) and image["lr"] == pytest.approx(1e-3)
+    # one group when the scale is 1 (the recipe's default)
+    one = build_keyframe_trainer(config(tmp_path / "b", steps=1), dataset=data)
+    assert len(one.optimizer.param_groups) == 1
+    # exact resume with two groups
+    first = build_keyframe_trainer(config(tmp_path / "c", **{**kw, "steps": 2, "checkpoint_every": 2}), dataset=data)
+    first.train(progress=False)
+    resumed = build_keyframe_trainer(config(tmp_path / "c", **kw), dataset=data)
+    resumed.train(progress=False)
+    pa, pb = _params(tmp_path / "a" / "run" / "final" / "unet"), _params(tmp_path / "c" / "run" / "final" / "unet")
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)

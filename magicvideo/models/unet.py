@@ -499,14 +499,15 @@ def load_2d_weights(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> li
             "mismatches):\n  " + "\n  ".join(lines)
         )
     new = sorted(k for k in own if k not in state_dict)
-    unexpected = [k for k in new if not _is_video_key(k)]
+    unexpected = [k for k in new if not is_video_key(k)]
     if unexpected:
         raise ValueError(f"2D weights lack keys the image model should have: {', '.join(unexpected[:10])}")
     model.load_state_dict(state_dict, strict=False)
     return new
 
 
-def _is_video_key(key: str) -> bool:
+def is_video_key(key: str) -> bool:
+    """Whether a state-dict key belongs to the video additions (not in the inflated image U-Net)."""
     return (
         ".adaptor_" in key
         or key.startswith("adaptor_")

@@ -109,6 +109,19 @@ class KeyframeTrainer(Trainer):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
+    def param_groups(self) -> list[dict]:
+        """The inflated image layers at ``optim.lr``; the video additions (temporal attention,
+        adaptors, FPS embedding) at ``optim.lr * optim.video_lr_scale``."""
+        from magicvideo.models.unet import is_video_key
+
+        scale = self.cfg.optim.video_lr_scale
+        if scale == 1.0:
+            return [{"params": self.params}]
+        video = {id(p) for n, p in self.model.named_parameters() if p.requires_grad and is_video_key(n)}
+        groups = [{"params": [p for p in self.params if id(p) not in video]},
+                  {"params": [p for p in self.params if id(p) in video], "lr": self.cfg.optim.lr * scale}]
+        return [g for g in groups if g["params"]]
+
     @torch.no_grad()
     def condition(self, batch: dict, video: torch.Tensor) -> torch.Tensor:
         """tau(y) of the captions, or the image embeddings of the clip's frames (pre-training)."""

@@ -192,7 +192,7 @@ class ShapesChain:
         if not marker.is_file():
             return None
         done = json.loads(marker.read_text())
-        old, new = _relocatable(done.get("config", {})), _relocatable(_comparable(cfg))
+        old, new = _relocatable(_with_defaults(done.get("config", {}))), _relocatable(_comparable(cfg))
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
             raise ValueError(f"{self.run_dir(stage)} was trained with other settings ({', '.join(changed)}); "
@@ -355,6 +355,15 @@ def _comparable(cfg: TrainConfig) -> dict[str, Any]:
     """A stage config without the keys that do not change what it trains."""
     return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("device", "resume", "checkpoint_every",
                                                                             "log_every", "keep_checkpoints")}  # fmt: skip
+
+
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored stage config re-validated, so that a settings key added since (at its default)
+    does not count as a change; as stored when it no longer validates."""
+    try:
+        return _comparable(TrainConfig.model_validate(config))
+    except ValueError:
+        return config
 
 
 def _relocatable(config: dict[str, Any]) -> dict[str, Any]:

@@ -167,6 +167,10 @@ class Trainer:
     def trainable_parameters(self) -> list[nn.Parameter]:
         raise NotImplementedError
 
+    def param_groups(self) -> list[dict]:
+        """The optimizer's parameter groups over ``self.params`` (default: one, at ``optim.lr``)."""
+        return [{"params": self.params}]
+
     def loss(self, batch: dict) -> torch.Tensor:
         """Scalar loss of one micro-batch; draw any randomness from ``self.generator``."""
         raise NotImplementedError
@@ -189,8 +193,8 @@ class Trainer:
             raise ValueError("nothing to train: no trainable parameters")
         # fused AdamW on CUDA: one kernel for every parameter; the small shapes models are launch-bound
         fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, eps=o.eps,
-                                           fused=fused or None)  # fmt: skip
+        self.optimizer = torch.optim.AdamW(self.param_groups(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay,
+                                           eps=o.eps, fused=fused or None)  # fmt: skip
         self.lr_schedule = get_scheduler(
             o.lr_schedule, self.optimizer, num_warmup_steps=o.warmup_steps, num_training_steps=cfg.steps
         )
