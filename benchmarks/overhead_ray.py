@@ -46,11 +46,10 @@ def bare(ckpt: Path, items, sampler: dict, batch: int, out: Path) -> dict:
     t0 = time.perf_counter()
     w = GenerationWorker()
     w.load(str(ckpt), sampler["scheduler"])
-    t_first = None
+    first = None
     for i in range(0, len(items), batch):
         w.generate(str(ckpt), [it.as_dict() for it in items[i : i + batch]], sampler, str(out))
-        if t_first is None:
-            t_first = time.perf_counter()
+        if first is None:
             first = time.perf_counter() - t0
     total = time.perf_counter() - t0
     steady = (len(items) - batch) / (total - first)

@@ -44,11 +44,12 @@ def _overrides(args) -> dict:
         o["sampler"] = sampler
     if args.tracking_uri:
         o["tracking"] = {"uri": args.tracking_uri}
-    return apply_overrides(o, parse_sets(args.set), source="--set")
+    return parse_sets(args.set, o)
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``--set KEY=JSON`` items as dotted overrides (a value that is not JSON stays a string)."""
+def parse_sets(items: list[str], into: dict | None = None) -> dict:
+    """``--set KEY=JSON`` items set into the nested overrides `into` (a value that is not JSON
+    stays a string)."""
     sets = {}
     for item in items:
         key, _, raw = item.partition("=")
@@ -56,7 +57,7 @@ def parse_sets(items: list[str]) -> dict:
             sets[key] = json.loads(raw)
         except json.JSONDecodeError:
             sets[key] = raw
-    return sets
+    return apply_overrides({} if into is None else into, sets, source="--set")
 
 
 def run_eval(args) -> int:

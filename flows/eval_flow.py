@@ -280,7 +280,6 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     cfg = resolve_config(config, params)
     if not cfg.checkpoints:
         cfg = cfg.model_copy(update={"checkpoints": [default_checkpoint(cfg.benchmark)]})
-    log = _logger()
     cfg = cfg.model_copy(update={"output_root": str(Path(cfg.output_root).resolve())})
     ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
 
@@ -369,8 +368,9 @@ def _slug(s: str) -> str:
 @flow(name="sweep", log_prints=True)
 def sweep_flow(watch_dir: str = "checkpoints", benchmarks: list[str] | None = None, config: str | None = None,
                overrides: dict | None = None) -> dict:
-    """Evaluate every checkpoint at or under ``watch_dir`` (:func:`flows.store.find_checkpoints`) not yet evaluated (finished MLflow child run with
-    the same checkpoint id and benchmark) on each of ``benchmarks`` (nightly deployment)."""
+    """Evaluate every checkpoint at or under ``watch_dir`` (:func:`flows.store.find_checkpoints`)
+    not yet evaluated (finished MLflow child run with the same checkpoint id and benchmark) on each
+    of ``benchmarks`` (nightly deployment)."""
     found = find_checkpoints(watch_dir)
     benchmarks = benchmarks or ["shapes"]
     cfg = resolve_config(config, overrides)
