@@ -1,8 +1,9 @@
 """``magicvideo eval`` / ``compare`` / ``sweep`` (entry points in pyproject.toml).
 
-``eval`` runs the same ``eval`` flow a deployment runs, with no server: Prefect's embedded mode
-(unless ``PREFECT_API_URL`` is set), a local Ray (or ``--ray-address``), SQLite MLflow in the
-working directory (or ``MLFLOW_TRACKING_URI`` / ``--tracking-uri``).
+``eval`` runs the same ``eval`` flow a deployment runs, with no server: a temporary Prefect server
+for the command's length (unless ``PREFECT_API_URL`` is set), a local Ray (or ``--ray-address``),
+SQLite MLflow in the working directory (or ``MLFLOW_TRACKING_URI`` / ``--tracking-uri``), all
+started side by side before the flow (:mod:`flows.services`).
 """
 
 from __future__ import annotations
@@ -63,45 +64,24 @@ def parse_sets(items: list[str], into: dict | None = None) -> dict:
 def run_eval(args) -> int:
     import os
 
-    # Offline machines: Prefect's embedded server would log a failed telemetry call every run.
+    # Offline machines: Prefect's temporary server would log a failed telemetry call every run.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.eval_flow import eval_flow
+    from flows.config import eval_config
+    from flows.services import starting_services
 
-    start_services(args.ray_address)
-    rows = eval_flow(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
-                     samples_per_prompt=args.samples_per_prompt, seed=args.seed, limit=args.limit,
-                     output_root=args.output_root, ray_address=args.ray_address, overrides=_overrides(args))
+    params = dict(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
+                  samples_per_prompt=args.samples_per_prompt, seed=args.seed, limit=args.limit,
+                  output_root=args.output_root, ray_address=args.ray_address, overrides=_overrides(args))
+    cfg = eval_config(**params)  # a bad config or a missing checkpoint fails here, before anything starts
+    with starting_services(args.ray_address, warm=cfg) as services:
+        from flows.eval_flow import eval_flow  # its imports (Prefect, torch, MLflow) while the services start
+    try:
+        with services.prefect():
+            rows = eval_flow(**params)
+    finally:
+        services.stop_ray()
     _print_rows(rows)
     return 0
-
-
-def start_services(ray_address: str | None) -> None:
-    """Start Prefect's embedded server and Ray side by side, before the flow is called.
-
-    Both are slow to start and independent (BENCHMARKS.md, Orchestration: ~4-8 s for the server,
-    ~3 s for ``ray.init``); the flow would start them one after the other. The server starts in a
-    thread (``SubprocessASGIServer.start`` waits on a subprocess) while this thread starts Ray;
-    the thread is joined before the flow runs, which then finds both up. Nothing happens for a
-    configured server (``PREFECT_API_URL``) or a Ray already initialised.
-    """
-    import threading
-
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.config import RaySettings
-    from flows.eval_flow import ensure_ray
-
-    thread = None
-    if not PREFECT_API_URL.value():
-        from prefect.server.api.server import SubprocessASGIServer
-
-        thread = threading.Thread(target=SubprocessASGIServer().start, name="prefect-server-start", daemon=True)
-        thread.start()
-    try:
-        ensure_ray(RaySettings(address=ray_address))
-    finally:
-        if thread is not None:
-            thread.join()
 
 
 def _print_rows(rows) -> None:

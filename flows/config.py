@@ -128,3 +128,53 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[key] = str(v)
     return out
+
+
+# ------------------------------------------------------------------- a flow run's resolved config
+def default_checkpoint(benchmark: str) -> CheckpointSpec:
+    """No checkpoints given: on the shapes benchmark the committed shapes pipeline
+    (``checkpoints/shapes/pipeline``, found relative to the package, not the working directory)."""
+    from magicvideo.checkpoints import shapes_checkpoint
+
+    if Path(benchmark).stem != "shapes":
+        raise ValueError("no checkpoints given (parameter `checkpoints`, `--checkpoint`, or the config's `checkpoints`)")
+    path = shapes_checkpoint("pipeline")
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(
+            f"no checkpoints given, and the committed shapes pipeline that the shapes benchmark uses by default is "
+            f"missing: {path} (no model_index.json; it is part of the repository, checkpoints/shapes/pipeline). "
+            "Restore it (git checkout -- checkpoints/shapes) or pass a pipeline folder with --checkpoint / the "
+            "`checkpoints` parameter")
+    return CheckpointSpec(path=str(path), label="shapes")
+
+
+def checkpoint_path(spec: CheckpointSpec) -> str:
+    """The folder of a checkpoint, absolute; a clear error when it is not a saved pipeline."""
+    path = Path(spec.path).resolve()
+    if not (path / "model_index.json").is_file():
+        raise FileNotFoundError(f"checkpoint {spec.path}: not a saved MagicVideoPipeline folder (no model_index.json)")
+    return str(path)
+
+
+def eval_config(benchmark: str = "shapes", checkpoints: list | None = None, config: str | None = None,
+                samples_per_prompt: int | None = None, seed: int | None = None, sampler: dict | None = None,
+                limit: int | None = None, output_root: str | None = None, ray_address: str | None = None,
+                overrides: dict | None = None) -> EvalConfig:
+    """The resolved config of an ``eval`` flow run with these parameters (see :func:`flows.eval_flow.eval_flow`);
+    ``magicvideo eval`` resolves it before the flow too, to start the flow's actors early."""
+    from magicvideo.configs import CONFIG_ROOT
+
+    if config is None and (CONFIG_ROOT / "eval" / f"{Path(benchmark).stem}.yaml").is_file():
+        config = Path(benchmark).stem
+    params = dict(overrides or {})
+    given = dict(benchmark=benchmark, checkpoints=checkpoints, samples_per_prompt=samples_per_prompt, seed=seed,
+                 limit=limit, output_root=output_root)
+    params.update({k: v for k, v in given.items() if v is not None})  # None: keep overrides / the config
+    if sampler:
+        params["sampler"] = sampler
+    if ray_address:
+        params.setdefault("ray", {})["address"] = ray_address
+    cfg = resolve_config(config, params)
+    if not cfg.checkpoints:
+        cfg = cfg.model_copy(update={"checkpoints": [default_checkpoint(cfg.benchmark)]})
+    return cfg.model_copy(update={"output_root": str(Path(cfg.output_root).resolve())})

@@ -22,7 +22,9 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from flows import generation, metrics as fm, plots, tracking
-from flows.config import CheckpointSpec, EvalConfig, flatten, resolve_config
+from flows.config import (CheckpointSpec, EvalConfig, checkpoint_path as _checkpoint_path,  # noqa: F401
+                          default_checkpoint, eval_config, flatten, resolve_config)
+from flows.generation import ensure_ray  # noqa: F401 - flows.train_flow's
 from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
                          sample_path)
 
@@ -37,28 +39,6 @@ def _logger():
         import logging
 
         return logging.getLogger("flows")
-
-
-def ensure_ray(settings) -> bool:
-    """Connect to ``settings.address`` or start a local Ray; returns True when this call started it.
-
-    Ray 2.60's token authentication stays on: a local Ray uses ``RAY_AUTH_TOKEN_PATH`` /
-    ``RAY_AUTH_TOKEN`` when set, else writes ``~/.ray/auth_token``; a cluster needs the same token.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if settings.address is None:
-        # Ray starts worker processes at nice 15: on a shared CPU machine the generation actors
-        # (the flow's whole workload) then lose to every other process and ran 3-8x slower than
-        # the same pipeline in the driver (BENCHMARKS.md, Orchestration). Our actors are the work.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-    mode = os.environ.get("RAY_AUTH_MODE", "token (Ray's default)")
-    _logger().info("Ray: %s, auth mode %s", settings.address or "local", mode)
-    ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    return True
 
 
 def _flow_run_id() -> str | None:
@@ -228,25 +208,8 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
 
 
 # ------------------------------------------------------------------------------------------ flows
-def default_checkpoint(benchmark: str) -> CheckpointSpec:
-    """No checkpoints given: on the shapes benchmark the committed shapes pipeline
-    (``checkpoints/shapes/pipeline``, found relative to the package, not the working directory)."""
-    from magicvideo.checkpoints import shapes_checkpoint
-
-    if Path(benchmark).stem != "shapes":
-        raise ValueError("no checkpoints given (parameter `checkpoints`, `--checkpoint`, or the config's `checkpoints`)")
-    path = shapes_checkpoint("pipeline")
-    if not (path / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"no checkpoints given, and the committed shapes pipeline that the shapes benchmark uses by default is "
-            f"missing: {path} (no model_index.json; it is part of the repository, checkpoints/shapes/pipeline). "
-            "Restore it (git checkout -- checkpoints/shapes) or pass a pipeline folder with --checkpoint / the "
-            "`checkpoints` parameter")
-    return CheckpointSpec(path=str(path), label="shapes")
-
-
 def _checkpoint_info(spec: CheckpointSpec) -> dict:
-    path = str(Path(spec.path).resolve())
+    path = _checkpoint_path(spec)
     return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
             "label": spec.label or Path(path).name, "ablation": spec.ablation}
 
@@ -265,32 +228,35 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
         samples_per_prompt, seed, sampler, limit, output_root, ray_address: override the config.
         overrides: any other config keys (nested dict), e.g. ``{"metrics": {"bootstrap": 0}}``.
     """
-    from magicvideo.configs import CONFIG_ROOT
+    cfg = eval_config(benchmark, checkpoints, config, samples_per_prompt, seed, sampler, limit, output_root,
+                      ray_address, overrides)
+    first = _checkpoint_path(cfg.checkpoints[0])  # a missing folder fails here, before anything starts
+    # Ray and the actors first: their processes start and load the first checkpoint while this one
+    # hashes the checkpoints, opens MLflow, reads the manifest and computes reference statistics.
+    # Actors that `magicvideo eval` started before the flow (flows.services) are taken over.
+    started_ray = ensure_ray(cfg.ray)
+    actors = generation.take_actors(cfg.ray)
+    try:
+        for a in actors:
+            a.load.remote(first, cfg.sampler.scheduler)  # a failed warm-up shows again on the first batch
+        return _evaluate(cfg, actors)
+    finally:
+        import ray
 
-    if config is None and (CONFIG_ROOT / "eval" / f"{Path(benchmark).stem}.yaml").is_file():
-        config = Path(benchmark).stem
-    params = dict(overrides or {})
-    given = dict(benchmark=benchmark, checkpoints=checkpoints, samples_per_prompt=samples_per_prompt, seed=seed,
-                 limit=limit, output_root=output_root)
-    params.update({k: v for k, v in given.items() if v is not None})  # None: keep overrides / the config
-    if sampler:
-        params["sampler"] = sampler
-    if ray_address:
-        params.setdefault("ray", {})["address"] = ray_address
-    cfg = resolve_config(config, params)
-    if not cfg.checkpoints:
-        cfg = cfg.model_copy(update={"checkpoints": [default_checkpoint(cfg.benchmark)]})
-    cfg = cfg.model_copy(update={"output_root": str(Path(cfg.output_root).resolve())})
+        for a in actors:
+            ray.kill(a)  # free their GPUs; a later flow run loads afresh
+        if started_ray and cfg.ray.shutdown:
+            ray.shutdown()
+
+
+def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
     ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
-
     client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))
     exp_id = tracking.experiment_id(client, cfg.tracking.experiment)
     parent = client.create_run(exp_id, tags={"prefect_flow_run_id": str(_flow_run_id()), "benchmark": cfg.benchmark,
                                              "mlflow.runName": f"eval {cfg.benchmark}", "kind": "eval"})
     pid = parent.info.run_id
     tracking.log_params(client, pid, flatten(cfg.model_dump()))
-    started_ray = False
-    actors = []
     status = "FAILED"
     try:
         t0 = time.perf_counter()
@@ -301,12 +267,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
                           "classifier": fm.build_attribute_classifier(cfg.metrics.attributes,
                                                                       fm.resolve_device(cfg.metrics.device))}
         t_manifest = time.perf_counter() - t0
-        started_ray = ensure_ray(cfg.ray)
-        actors = generation.start_actors(cfg.ray)
-        # the actors start and load the first checkpoint while the reference statistics are computed
-        warm = [a.load.remote(ckpts[0]["path"], cfg.sampler.scheduler) for a in actors]
         refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
-        del warm  # a failed warm-up shows again (and is handled) on the first batch
         rows = []
         for ckpt in ckpts:
             t0 = time.perf_counter()
@@ -323,12 +284,6 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
         status = "FINISHED"
         return rows
     finally:
-        import ray
-
-        for a in actors:
-            ray.kill(a)  # free their GPUs; a later flow run loads afresh
-        if started_ray and cfg.ray.shutdown:
-            ray.shutdown()
         client.set_terminated(pid, status)
 
 

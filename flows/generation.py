@@ -125,6 +125,39 @@ class GenerationReport:
         return self.generated / self.seconds if self.seconds > 0 else 0.0
 
 
+def ensure_ray(settings) -> bool:
+    """Connect to ``settings.address`` or start a local Ray; returns True when this call started it.
+
+    Ray 2.60's token authentication stays on: a local Ray uses ``RAY_AUTH_TOKEN_PATH`` /
+    ``RAY_AUTH_TOKEN`` when set, else writes ``~/.ray/auth_token``; a cluster needs the same token.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if settings.address is None:
+        # Ray starts worker processes at nice 15: on a shared CPU machine the generation actors
+        # (the flow's whole workload) then lose to every other process and ran 3-8x slower than
+        # the same pipeline in the driver (BENCHMARKS.md, Orchestration). Our actors are the work.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+    mode = os.environ.get("RAY_AUTH_MODE", "token (Ray's default)")
+    _log().info("Ray: %s, auth mode %s", settings.address or "local", mode)
+    ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    return True
+
+
+def _log():
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a flow run (magicvideo eval starts Ray before the flow)
+        import logging
+
+        return logging.getLogger("flows.generation")
+
+
 def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
@@ -143,6 +176,43 @@ def start_actors(settings, gpus: float | None = None) -> list:
         options["runtime_env"] = {"env_vars": {CHAOS_ENV: os.environ[CHAOS_ENV]}}
     cls = ray.remote(GenerationWorker).options(**options)
     return [cls.remote() for _ in range(n)]
+
+
+#: Actors started ahead of a flow run (``magicvideo eval`` starts them beside Prefect's server),
+#: by the settings they were started with; :func:`take_actors` hands them to the flow.
+_prestarted: dict[tuple, list] = {}
+
+
+def _actor_key(settings) -> tuple:
+    # the Ray job too: handles from a Ray session that was shut down since are void
+    return (ray.get_runtime_context().get_job_id(), settings.address, settings.num_actors,
+            settings.num_gpus_per_actor, settings.num_cpus_per_actor, settings.max_restarts, os.environ.get(CHAOS_ENV))
+
+
+def prestart_actors(settings, checkpoint: str, scheduler: str) -> list:
+    """Start the actors now and have them load ``checkpoint``, without waiting for either; the next
+    :func:`take_actors` with the same settings gets them (Ray must be initialised). Idempotent:
+    actors already pre-started with these settings are returned as they are."""
+    key = _actor_key(settings)
+    if key in _prestarted:
+        return _prestarted[key]
+    actors = start_actors(settings)
+    for a in actors:
+        a.load.remote(checkpoint, scheduler)
+    _prestarted[key] = actors
+    return actors
+
+
+def take_actors(settings) -> list:
+    """The actors :func:`prestart_actors` started with these settings, else new ones. Pre-started
+    actors of other settings are killed: they would hold GPUs the new ones wait for."""
+    key = _actor_key(settings)
+    mine = _prestarted.pop(key, None)
+    for other_key, others in _prestarted.items():
+        for a in others if other_key[0] == key[0] else ():
+            ray.kill(a)
+    _prestarted.clear()
+    return mine if mine is not None else start_actors(settings)
 
 
 def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: dict, output_root: str, *,

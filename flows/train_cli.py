@@ -25,14 +25,20 @@ def run_train_ablations(args) -> int:
     import os
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.cli import parse_sets, start_services
-    from flows.train_flow import train_ablations_flow
+    from flows.cli import parse_sets
+    from flows.services import starting_services
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    start_services(args.ray_address)
-    result = train_ablations_flow(out=args.out, recipe=args.recipe, seed=args.seed, steps_scale=args.steps_scale,
-                                  variants=variants, device=args.device, evaluate=not args.no_eval, limit=args.limit,
-                                  ray_address=args.ray_address, eval_overrides=parse_sets(args.set) or None)  # fmt: skip
+    with starting_services(args.ray_address) as services:
+        from flows.train_flow import train_ablations_flow  # imported while the services start
+    try:
+        with services.prefect():
+            result = train_ablations_flow(
+                out=args.out, recipe=args.recipe, seed=args.seed, steps_scale=args.steps_scale, variants=variants,
+                device=args.device, evaluate=not args.no_eval, limit=args.limit, ray_address=args.ray_address,
+                eval_overrides=parse_sets(args.set) or None)
+    finally:
+        services.stop_ray()
     for variant, report in result["train"].items():
         stages = {k: v.get("loss") for k, v in report["stages"].items() if k in ("pretrain", "finetune")}
         print(f"{variant:16s} final losses {stages}")

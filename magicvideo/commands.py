@@ -24,7 +24,7 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("outputs/clip.mp4"),
                    help="mp4 path; with several prompts, files get a _k suffix")
     p.add_argument("--save-pipeline", type=Path, help="also write the pipeline folder here")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", default="auto", help="cuda, cpu, ... (default auto: cuda when available)")
     p.set_defaults(func=run_generate)
 
 
@@ -47,7 +47,7 @@ def run_generate(args: argparse.Namespace) -> int:
         steps, guidance, fps = cfg.scheduler.num_inference_steps, cfg.scheduler.guidance_scale, cfg.fps
     if args.scheduler:
         pipe.set_scheduler(args.scheduler)
-    pipe.to(args.device)
+    pipe.to(("cuda" if _cuda() else "cpu") if args.device == "auto" else args.device)
     if args.save_pipeline:
         pipe.save_pretrained(args.save_pipeline)
         console.print(f"pipeline saved to {args.save_pipeline}")

@@ -75,25 +75,3 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
     assert [a["variant"] for a in abl] == ["full", "temporal attention off"]
     assert all(0 <= a["attr_acc/mean"] <= 1 for a in abl)  # the shapes config scores attributes too
     assert "plots/ablations.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
-
-
-def test_start_services_brings_up_prefect_and_ray_side_by_side(tmp_path, monkeypatch):
-    """`magicvideo eval` / `train-ablations` start the embedded Prefect server (in a thread) and Ray
-    together before the flow; the flow then finds both running."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.cli import start_services
-
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect_home"))
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    assert not PREFECT_API_URL.value() and not ray.is_initialized()
-    server = SubprocessASGIServer()
-    try:
-        start_services(None)
-        assert server.running and server.server_process.poll() is None
-        assert ray.is_initialized()
-        start_services(None)  # idempotent: both already up
-    finally:
-        ray.shutdown()
-        server.stop()

@@ -24,14 +24,24 @@ CLI: ``magicvideo train keyframe --config NAME|PATH``, ``magicvideo train videov
     build_keyframe_trainer(cfg).train()
 """
 
-from magicvideo.training.config import TrainConfig, load_train_config, parse_override, validate_train_config
-from magicvideo.training.keyframe import KeyframeTrainer, build_keyframe_trainer, diffusion_loss, drop_condition
-from magicvideo.training.trainer import Trainer, list_checkpoints, load_weights, read_log
-from magicvideo.training.videovae import VideoVAETrainer, build_videovae_trainer, reconstruction_loss
-from magicvideo.training.shapes import ShapesRecipe, load_shapes_recipe, train_shapes
+# Lazy (PEP 562): `magicvideo --help` and every other subcommand import this package's CLI module,
+# and the names below pull in torch, transformers and diffusers (~3 s on a 2-core CPU).
+_EXPORTS = {
+    "config": ["TrainConfig", "load_train_config", "parse_override", "validate_train_config"],
+    "keyframe": ["KeyframeTrainer", "build_keyframe_trainer", "diffusion_loss", "drop_condition"],
+    "trainer": ["Trainer", "list_checkpoints", "load_weights", "read_log"],
+    "videovae": ["VideoVAETrainer", "build_videovae_trainer", "reconstruction_loss"],
+    "shapes": ["ShapesRecipe", "load_shapes_recipe", "train_shapes"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
-__all__ = [
-    "KeyframeTrainer", "TrainConfig", "Trainer", "VideoVAETrainer", "build_keyframe_trainer", "build_videovae_trainer",
-    "diffusion_loss", "drop_condition", "list_checkpoints", "load_train_config", "load_weights", "parse_override", "read_log",
-    "reconstruction_loss", "validate_train_config", "ShapesRecipe", "load_shapes_recipe", "train_shapes",
-]  # fmt: skip
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
