@@ -1,16 +1,18 @@
 """Orchestration overhead: the same generation work through ``magicvideo eval`` and as a bare loop.
 
-    python -m flows.bench_overhead --prompts 96 --steps 25 --batch-size 8 --repeats 2 --out /tmp/overhead
+    python -m flows.bench_overhead --prompts 96 --steps 25 --batch-size 8 --repeats 3 --out /tmp/overhead
+    python -m flows.bench_overhead --model sd15 --prompts 32 --steps 25 --batch-size 8   # on a GPU
 
 Both sides are whole commands, timed from outside (wall time from process start to exit, imports
-included), on the same work: the tiny model (random weights, saved as a checkpoint folder), the
-shapes benchmark's first N prompts, seeds, batch size and sampler, each clip written as an ``.npy``
-under its content address.
+included), on the same work: a model config with random weights (``--model``: tiny, or sd15 for the
+paper's size on a GPU), saved as a checkpoint folder, the shapes benchmark's first N prompts, seeds,
+batch size and sampler, each clip written as an ``.npy`` under its content address; fp32, on CUDA
+when there is a GPU.
 
 - bare: ``python -m flows.bench_overhead --bare``: imports, ``from_pretrained``, pipeline calls, writes.
-- flow: ``magicvideo eval shapes --checkpoint ...`` with metrics off (generation only): embedded
-  Prefect, a local Ray with one CPU actor given every core (Ray sets OMP_NUM_THREADS to the actor's
-  num_cpus), SQLite MLflow; what a user runs.
+- flow: ``magicvideo eval shapes --checkpoint ...`` with metrics off (generation only): a temporary
+  Prefect server, a local Ray with one actor (the GPU, or every core on a CPU: Ray sets
+  OMP_NUM_THREADS to the actor's num_cpus), SQLite MLflow; what a user runs.
 
 The steady-state rate of each side (clips/s after the first batch) comes from the bare loop's own
 timing and from the flow's MLflow run; "fixed" is wall time minus prompts / steady rate: what does
@@ -48,7 +50,7 @@ def bare(args) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     out = Path(args.out)
     records = load_benchmark("shapes", root=out / "shapes").manifest()[: args.prompts]
-    pipe = MagicVideoPipeline.from_pretrained(out / "ckpt")
+    pipe = MagicVideoPipeline.from_pretrained(out / "ckpt").to("cuda" if torch.cuda.is_available() else "cpu")
     pipe.set_progress_bar_config(disable=True)
     pipe.set_scheduler("ddim")
     items = plan_samples(records, checkpoint_id(out / "ckpt"), _sampler(args.steps), 1, 0)
@@ -61,6 +63,12 @@ def bare(args) -> None:
         for it, clip in zip(b, frames):
             write_sample(sample_path(out / "bare", it.address), clip)
     print(json.dumps({"steady_clips_per_s": (len(items) - args.batch_size) / (time.perf_counter() - t_first)}))
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x {os.cpu_count()}"
 
 
 def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
@@ -84,6 +92,8 @@ def _flow_steady(db: Path, run_index: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="tiny", help="model config (configs/model), random weights")
+    ap.add_argument("--checkpoint", help="a saved pipeline folder to use instead of building --model's")
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -99,7 +109,10 @@ def main() -> None:
     from magicvideo.build import build_pipeline
     from magicvideo.data import ShapesSpec, write_shapes
 
-    build_pipeline("tiny", weights="random", seed=0).save_pretrained(out / "ckpt")
+    if args.checkpoint:
+        (out / "ckpt").symlink_to(Path(args.checkpoint).resolve())
+    else:
+        build_pipeline(args.model, weights="random", seed=0).save_pretrained(out / "ckpt")
     write_shapes(out / "shapes", ShapesSpec(train=0, test=args.prompts, durations=[2.0], fps=[8.0]), workers=0)
     cores = os.cpu_count() or 1
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
@@ -109,7 +122,7 @@ def main() -> None:
     flow_cmd = [sys.executable, "-m", "magicvideo.cli", "eval", "shapes", "--checkpoint", str(out / "ckpt"),
                 "--root", str(out / "shapes"), "--limit", str(args.prompts), "--steps", str(args.steps),
                 "--output-root", str(out / "flow"), "--tracking-uri", "sqlite:///" + str(out / "mlflow.db"),
-                "--set", f"ray.num_actors=1", "--set", f"ray.num_cpus_per_actor={cores}",
+                "--set", "ray.num_actors=1", "--set", f"ray.num_cpus_per_actor={cores}",
                 "--set", f"ray.batch_size={args.batch_size}", "--set", "metrics.fvd=null",
                 "--set", "metrics.fid=null", "--set", "metrics.attributes=null", "--set", "tracking.grid_samples=0"]
     runs = []
@@ -130,8 +143,8 @@ def main() -> None:
         return round(100 * ((med["fixed_flow_s"] + p / med["flow_steady"])
                             / (med["fixed_bare_s"] + p / med["bare_steady"]) - 1), 1)
 
-    res = {"prompts": args.prompts, "steps": args.steps, "batch_size": args.batch_size, "cores": cores,
-           "repeats": args.repeats, "bare_s": round(med["bare_s"], 2), "flow_s": round(med["flow_s"], 2),
+    res = {"model": args.model, "device": _device_name(), "prompts": args.prompts, "steps": args.steps,
+           "batch_size": args.batch_size, "cores": cores, "repeats": args.repeats, "bare_s": round(med["bare_s"], 2), "flow_s": round(med["flow_s"], 2),
            "overhead_pct": round(100 * (med["flow_s"] / med["bare_s"] - 1), 1),
            "bare_steady_clips_per_s": round(med["bare_steady"], 3),
            "flow_steady_clips_per_s": round(med["flow_steady"], 3),
