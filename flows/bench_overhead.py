@@ -94,6 +94,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny", help="model config (configs/model), random weights")
     ap.add_argument("--checkpoint", help="a saved pipeline folder to use instead of building --model's")
+    ap.add_argument("--shapes", help="a rendered shapes benchmark (magicvideo data shapes) to use instead of writing one")
     ap.add_argument("--prompts", type=int, default=96)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -113,7 +114,10 @@ def main() -> None:
         (out / "ckpt").symlink_to(Path(args.checkpoint).resolve())
     else:
         build_pipeline(args.model, weights="random", seed=0).save_pretrained(out / "ckpt")
-    write_shapes(out / "shapes", ShapesSpec(train=0, test=args.prompts, durations=[2.0], fps=[8.0]), workers=0)
+    if args.shapes:  # e.g. where PyAV (the mp4 writer) is missing
+        (out / "shapes").symlink_to(Path(args.shapes).resolve())
+    else:
+        write_shapes(out / "shapes", ShapesSpec(train=0, test=args.prompts, durations=[2.0], fps=[8.0]), workers=0)
     cores = os.cpu_count() or 1
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}

@@ -7,7 +7,8 @@
 # Downloads cp312 manylinux wheels of the pins in pyproject.toml / STACK.md (prefect 3.8.8,
 # fastapi<0.151, sqlalchemy<2.1, mlflow-skinny at our mlflow version), leaves out the packages the
 # device image already has (its package list: /work/.library/device/KINDS.md) and those carried
-# beside (.whl: pydantic, diffusers; .raylite: Ray with jsonschema), unpacks the rest into one
+# beside (.whl: pydantic, diffusers, importlib_metadata 9.x, which MLflow needs below 10; .raylite:
+# Ray with jsonschema), unpacks the rest into one
 # folder and compresses it with xz: a call carries at most 64 MiB with the working tree, and Ray
 # alone is 27 MB. Needs network access to PyPI (this machine), not on the device.
 set -euo pipefail
