@@ -47,7 +47,7 @@ def bare(args) -> None:
 
     from flows.store import checkpoint_id, plan_samples, sample_path, write_sample
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     out = Path(args.out)
     records = load_benchmark("shapes", root=out / "shapes").manifest()[: args.prompts]
     pipe = MagicVideoPipeline.from_pretrained(out / "ckpt").to("cuda" if torch.cuda.is_available() else "cpu")
@@ -99,6 +99,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=1, help="bare/flow pairs, alternated")
+    ap.add_argument("--threads", type=int, help="CPU threads of the bare loop and CPUs of the flow's actor "
+                    "(default: every core)")
+    ap.add_argument("--cpu", action="store_true", help="hide the GPUs (CUDA_VISIBLE_DEVICES='') from both sides")
     ap.add_argument("--out", default="/tmp/magicvideo_overhead")
     ap.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -118,11 +121,14 @@ def main() -> None:
         (out / "shapes").symlink_to(Path(args.shapes).resolve())
     else:
         write_shapes(out / "shapes", ShapesSpec(train=0, test=args.prompts, durations=[2.0], fps=[8.0]), workers=0)
-    cores = os.cpu_count() or 1
+    cores = args.threads or os.cpu_count() or 1
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
+    if args.cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
     bare_cmd = [sys.executable, "-m", "flows.bench_overhead", "--bare", "--prompts", str(args.prompts),
-                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--out", str(out)]
+                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--out", str(out),
+                *(["--threads", str(args.threads)] if args.threads else [])]
     flow_cmd = [sys.executable, "-m", "magicvideo.cli", "eval", "shapes", "--checkpoint", str(out / "ckpt"),
                 "--root", str(out / "shapes"), "--limit", str(args.prompts), "--steps", str(args.steps),
                 "--output-root", str(out / "flow"), "--tracking-uri", "sqlite:///" + str(out / "mlflow.db"),
@@ -147,8 +153,9 @@ def main() -> None:
         return round(100 * ((med["fixed_flow_s"] + p / med["flow_steady"])
                             / (med["fixed_bare_s"] + p / med["bare_steady"]) - 1), 1)
 
-    res = {"model": args.model, "device": _device_name(), "prompts": args.prompts, "steps": args.steps,
-           "batch_size": args.batch_size, "cores": cores, "repeats": args.repeats, "bare_s": round(med["bare_s"], 2), "flow_s": round(med["flow_s"], 2),
+    res = {"model": args.model, "device": "cpu" if args.cpu else _device_name(), "machine_cores": os.cpu_count(),
+           "threads": cores, "prompts": args.prompts, "steps": args.steps, "batch_size": args.batch_size,
+           "repeats": args.repeats, "bare_s": round(med["bare_s"], 2), "flow_s": round(med["flow_s"], 2),
            "overhead_pct": round(100 * (med["flow_s"] / med["bare_s"] - 1), 1),
            "bare_steady_clips_per_s": round(med["bare_steady"], 3),
            "flow_steady_clips_per_s": round(med["flow_steady"], 3),
