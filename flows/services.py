@@ -69,6 +69,10 @@ class TemporaryPrefectServer:
                                        f"(port {self.port}); its output is above")
                 try:
                     if client.get(f"{self.api_url}/health", timeout=2.0).status_code == 200:
+                        # up: from now on it serves the flow's logs and states in the gaps of the work
+                        from flows.generation import lower_priority
+
+                        lower_priority({self.process.pid: "prefect server"})
                         return
                 except httpx.TransportError:
                     pass

@@ -60,7 +60,14 @@ def test_services_start_side_by_side_and_the_flow_takes_over_the_actors(fresh, m
         assert ray.is_initialized() and services.started_ray and started == [1]
         (pre,) = generation._prestarted.values()
         # the actor was asked to load the checkpoint before any flow ran
-        assert ray.get(pre[0].info.remote())["checkpoint"] == checkpoint_path(cfg.checkpoints[0])
+        info = ray.get(pre[0].info.remote())
+        assert info["checkpoint"] == checkpoint_path(cfg.checkpoints[0])
+        # the work at nice 0; Ray's own processes and the Prefect server below it
+        daemons = generation._ray_daemons()
+        assert {"gcs_server", "raylet"} <= set(daemons.values())
+        assert info["pid"] not in daemons and os.getpriority(os.PRIO_PROCESS, info["pid"]) == 0
+        for pid in [*daemons, services.server.process.pid]:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == generation.DAEMON_NICENESS == 19
         assert MlflowClient(uri).get_experiment_by_name("magicvideo-eval") is not None  # store opened meanwhile
         with services.prefect():
             (row,) = eval_flow(**params)
