@@ -66,7 +66,7 @@ def on_ray(ckpt: Path, items, sampler: dict, batch: int, out: Path, cpus: float)
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    os.environ.setdefault("RAY_worker_niceness", "0")  # as flows.eval_flow.ensure_ray does
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as flows.ray_cluster.ensure_ray does
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     init_s = time.perf_counter() - t0
     settings = RaySettings(num_cpus_per_actor=cpus, batch_size=batch)

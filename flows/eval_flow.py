@@ -13,7 +13,6 @@ its checkpoints carry ``ablation`` labels.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from flows import generation, metrics as fm, plots, tracking
-from flows.config import (CheckpointSpec, EvalConfig, checkpoint_path as _checkpoint_path,  # noqa: F401
-                          default_checkpoint, eval_config, flatten, resolve_config)
-from flows.generation import ensure_ray  # noqa: F401 - flows.train_flow's
+from flows.config import CheckpointSpec, EvalConfig, checkpoint_path as _checkpoint_path, eval_config, flatten, resolve_config
+from flows.ray_cluster import ensure_ray
 from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
                          sample_path)
 

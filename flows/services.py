@@ -71,7 +71,7 @@ class TemporaryPrefectServer:
                 try:
                     if client.get(f"{self.api_url}/health", timeout=2.0).status_code == 200:
                         # up: from now on it serves the flow's logs and states in the gaps of the work
-                        from flows.generation import lower_priority
+                        from flows.ray_cluster import lower_priority
 
                         lower_priority({self.process.pid: "prefect server"})
                         return
@@ -161,11 +161,12 @@ def starting_services(ray_address: str | None, warm=None):
     try:
         from flows import generation
         from flows.config import RaySettings, checkpoint_path
+        from flows.ray_cluster import ensure_ray
 
         if warm is None:
-            services.started_ray = generation.ensure_ray(RaySettings(address=ray_address))
+            services.started_ray = ensure_ray(RaySettings(address=ray_address))
         else:
-            services.started_ray = generation.ensure_ray(warm.ray)
+            services.started_ray = ensure_ray(warm.ray)
             generation.prestart_actors(warm.ray, checkpoint_path(warm.checkpoints[0]), warm.sampler.scheduler)
         yield services
         if services.server is not None:

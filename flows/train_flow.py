@@ -27,7 +27,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import RaySettings
-from flows.eval_flow import _logger, ensure_ray, eval_flow
+from flows.eval_flow import _logger, eval_flow
+from flows.ray_cluster import ensure_ray
 from magicvideo.training.ablations import LABELS, OWN, VARIANTS, train_variant, variant_pipeline
 from magicvideo.training.shapes import ShapesRecipe, load_shapes_recipe, train_shapes
 

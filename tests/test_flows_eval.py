@@ -292,7 +292,7 @@ def test_missing_classifier_fails_before_generation(env, tmp_path):
 
 def test_default_checkpoint_is_the_committed_pipeline(tmp_path, monkeypatch):
     import magicvideo.checkpoints as ck
-    from flows.eval_flow import default_checkpoint
+    from flows.config import default_checkpoint
     from magicvideo.checkpoints import shapes_checkpoint
 
     spec = default_checkpoint("shapes")

@@ -33,7 +33,7 @@ def test_services_start_side_by_side_and_the_flow_takes_over_the_actors(fresh, m
     from mlflow.tracking import MlflowClient
     from prefect.client.orchestration import get_client
 
-    from flows import generation
+    from flows import generation, ray_cluster
     from flows.config import checkpoint_path, eval_config
     from flows.services import starting_services
     from magicvideo.build import build_pipeline
@@ -63,11 +63,11 @@ def test_services_start_side_by_side_and_the_flow_takes_over_the_actors(fresh, m
         info = ray.get(pre[0].info.remote())
         assert info["checkpoint"] == checkpoint_path(cfg.checkpoints[0])
         # the work at nice 0; Ray's own processes and the Prefect server below it
-        daemons = generation._ray_daemons()
+        daemons = ray_cluster._ray_daemons()
         assert {"gcs_server", "raylet"} <= set(daemons.values())
         assert info["pid"] not in daemons and os.getpriority(os.PRIO_PROCESS, info["pid"]) == 0
         for pid in [*daemons, services.server.process.pid]:
-            assert os.getpriority(os.PRIO_PROCESS, pid) == generation.DAEMON_NICENESS == 19
+            assert os.getpriority(os.PRIO_PROCESS, pid) == ray_cluster.DAEMON_NICENESS == 19
         assert MlflowClient(uri).get_experiment_by_name("magicvideo-eval") is not None  # store opened meanwhile
         with services.prefect():
             (row,) = eval_flow(**params)
