@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from flows.store import is_checkpoint
 from magicvideo.configs import StrictModel, load_config, validate_config
 
 
@@ -139,7 +140,7 @@ def default_checkpoint(benchmark: str) -> CheckpointSpec:
     if Path(benchmark).stem != "shapes":
         raise ValueError("no checkpoints given (parameter `checkpoints`, `--checkpoint`, or the config's `checkpoints`)")
     path = shapes_checkpoint("pipeline")
-    if not (path / "model_index.json").is_file():
+    if not is_checkpoint(path):
         raise FileNotFoundError(
             f"no checkpoints given, and the committed shapes pipeline that the shapes benchmark uses by default is "
             f"missing: {path} (no model_index.json; it is part of the repository, checkpoints/shapes/pipeline). "
@@ -151,7 +152,7 @@ def default_checkpoint(benchmark: str) -> CheckpointSpec:
 def checkpoint_path(spec: CheckpointSpec) -> str:
     """The folder of a checkpoint, absolute; a clear error when it is not a saved pipeline."""
     path = Path(spec.path).resolve()
-    if not (path / "model_index.json").is_file():
+    if not is_checkpoint(path):
         raise FileNotFoundError(f"checkpoint {spec.path}: not a saved MagicVideoPipeline folder (no model_index.json)")
     return str(path)
 

@@ -21,7 +21,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.cache_policies import NO_CACHE
 
 from flows import generation, metrics as fm, plots, tracking
-from flows.config import CheckpointSpec, EvalConfig, checkpoint_path as _checkpoint_path, eval_config, flatten, resolve_config
+from flows.config import CheckpointSpec, EvalConfig, checkpoint_path, eval_config, flatten, resolve_config
 from flows.ray_cluster import ensure_ray
 from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
                          sample_path)
@@ -207,7 +207,7 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
 
 # ------------------------------------------------------------------------------------------ flows
 def _checkpoint_info(spec: CheckpointSpec) -> dict:
-    path = _checkpoint_path(spec)
+    path = checkpoint_path(spec)
     return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
             "label": spec.label or Path(path).name, "ablation": spec.ablation}
 
@@ -228,7 +228,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     """
     cfg = eval_config(benchmark, checkpoints, config, samples_per_prompt, seed, sampler, limit, output_root,
                       ray_address, overrides)
-    first = _checkpoint_path(cfg.checkpoints[0])  # a missing folder fails here, before anything starts
+    first = checkpoint_path(cfg.checkpoints[0])  # a missing folder fails here, before anything starts
     # Ray and the actors first: their processes start and load the first checkpoint while this one
     # hashes the checkpoints, opens MLflow, reads the manifest and computes reference statistics.
     # Actors that `magicvideo eval` started before the flow (flows.services) are taken over.

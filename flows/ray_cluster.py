@@ -46,13 +46,12 @@ DAEMON_NICENESS = int(os.environ.get("MAGICVIDEO_DAEMON_NICENESS", "19"))
 def lower_priority(pids: dict[int, str]) -> list[str]:
     """Set ``DAEMON_NICENESS`` on these processes (pid -> name); returns the names changed."""
     done = []
-    for pid, name in pids.items():
-        if DAEMON_NICENESS:
-            try:
-                os.setpriority(os.PRIO_PROCESS, pid, DAEMON_NICENESS)
-                done.append(name)
-            except OSError:  # gone, or not ours
-                pass
+    for pid, name in pids.items() if DAEMON_NICENESS else ():
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, DAEMON_NICENESS)
+            done.append(name)
+        except OSError:  # gone, or not ours
+            pass
     return done
 
 

@@ -153,11 +153,10 @@ def starting_services(ray_address: str | None, warm=None):
     services = Services(None if prefect_server_configured() else TemporaryPrefectServer())
     if services.server is not None:
         services.server.start()
-    threads = []
+    mlflow_open = None
     if warm is not None:
-        threads.append(threading.Thread(target=_open_tracking, args=(warm,), name="mlflow-open", daemon=True))
-    for t in threads:
-        t.start()
+        mlflow_open = threading.Thread(target=_open_tracking, args=(warm,), name="mlflow-open", daemon=True)
+        mlflow_open.start()
     try:
         from flows import generation
         from flows.config import RaySettings, checkpoint_path
@@ -177,8 +176,8 @@ def starting_services(ray_address: str | None, warm=None):
             services.server.stop()
         raise
     finally:
-        for t in threads:
-            t.join()
+        if mlflow_open is not None:
+            mlflow_open.join()
 
 
 def _open_tracking(cfg) -> None:
