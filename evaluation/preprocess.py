@@ -13,13 +13,22 @@ Videos enter as uint8 ``[B, T, H, W, 3]`` (numpy or torch; the layout decoders a
 | CLIP (CLIPSIM)                   | CLIPProcessor: short side 224 bicubic,  | CLIP mean/std             |
 |                                  | centre crop                             |                           |
 
-Resize protocols (``resize_frames``), chosen per benchmark:
-- ``"squash"``: both sides to ``size`` (aspect ratio not kept);
+Resize protocols (``resize_frames``), chosen per benchmark protocol (``evaluation.protocols``):
+- ``"squash"``: both sides to ``size`` (aspect ratio not kept), bilinear with half-pixel centres
+  (``F.interpolate(align_corners=False)``, as PyTorch and TF2 ``tf.image.resize``);
+- ``"squash_tf1"``: both sides to ``size`` with TF1 ``tf.image.resize_bilinear`` (``align_corners=False``,
+  *no* half-pixel centres: source = destination * in/out) -- the original FVD's
+  (google-research ``frechet_video_distance.preprocess``) and the original FID's resize;
 - ``"short_side_crop"``: shorter side to ``size`` (other side ``ceil``), then a centre crop starting
   at ``(side - size) // 2`` -- VideoGPT's ``preprocess_single``;
 - ``"center_crop"``: the central ``min(H, W)`` square, no interpolation;
 - ``"none"``: frames unchanged.
-Interpolation is bilinear, ``align_corners=False``, ``antialias=False`` (as the references).
+No antialiasing anywhere (none of the references uses it).
+
+Requantisation before I3D (``REQUANTIZE``): ``"none"``, or ``"videogpt"``: VideoGPT's own evaluation
+(``scripts/compute_fvd.py``) gets its real clips from its data loader in [-0.5, 0.5] (``x / 255 - 0.5`` in
+float32) and turns them back into uint8 with ``((x + 0.5) * 255).astype(uint8)``, which truncates: 63 of the
+256 levels come back one lower (``requantize_videogpt``). Every I3D input is then ``2 x / 255 - 1`` in [-1, 1].
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-RESIZE_MODES = ("squash", "short_side_crop", "center_crop", "none")
+RESIZE_MODES = ("squash", "squash_tf1", "short_side_crop", "center_crop", "none")
+REQUANTIZE = ("none", "videogpt")
 
 
 def as_videos(videos) -> torch.Tensor:
@@ -68,6 +78,33 @@ def float_to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
+def resize_bilinear_tf1(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize as TensorFlow 1.x ``resize_bilinear(align_corners=False)``, float ``[N, C, H, W]``.
+
+    Source coordinate = destination index * (in / out), no half-pixel offset; neighbours clamped at
+    the border. Coordinates in float32 and the interpolation order as torch-fidelity's
+    ``interpolate_bilinear_2d_like_tensorflow1x`` ('slow' method), so results match it bit for bit.
+    Hand-written: no PyTorch op has TF1's legacy (non-half-pixel) sampling grid.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    in_h, in_w = x.shape[-2:]
+
+    def axis(n_out: int, n_in: int):
+        pos = torch.arange(n_out, dtype=torch.float32, device=x.device) * torch.tensor(n_in / n_out, dtype=torch.float32)
+        lo = pos.long()
+        hi = (lo + 1).clamp_max(n_in - 1)
+        return lo, hi, (pos - lo.float()).to(x.dtype)
+
+    y_lo, y_hi, dy = axis(out_h, in_h)
+    x_lo, x_hi, dx = axis(out_w, in_w)
+    top, bottom = x.index_select(-2, y_lo), x.index_select(-2, y_hi)
+    tl, tr = top.index_select(-1, x_lo), top.index_select(-1, x_hi)
+    bl, br = bottom.index_select(-1, x_lo), bottom.index_select(-1, x_hi)
+    t = tl + (tr - tl) * dx.view(1, 1, 1, out_w)
+    b = bl + (br - bl) * dx.view(1, 1, 1, out_w)
+    return t + (b - t) * dy.view(1, 1, out_h, 1)
+
+
 def resize_frames(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
     """Resize float frames ``[N, C, H, W]`` by one of ``RESIZE_MODES`` (see the module docstring)."""
     h, w = x.shape[-2:]
@@ -75,6 +112,8 @@ def resize_frames(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
         return x
     if mode == "squash":
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    if mode == "squash_tf1":
+        return resize_bilinear_tf1(x, size) if x.shape[-2:] != (size, size) else x
     if mode == "center_crop":
         s = min(h, w)
         return x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
@@ -94,12 +133,26 @@ def _frames_float(videos: torch.Tensor, device) -> tuple[torch.Tensor, int, int]
     return x.float(), b, t
 
 
-def i3d_input(videos, resize: str = "short_side_crop", size: int = 224, device="cpu") -> torch.Tensor:
-    """VideoGPT's I3D input: float ``[B, 3, T, 224, 224]`` in [-1, 1] from uint8 ``[B, T, H, W, 3]``.
+def requantize_videogpt(videos: torch.Tensor) -> torch.Tensor:
+    """uint8 clips through VideoGPT's loader-and-back round trip: float32 ``x / 255 - 0.5``, then
+    ``(x + 0.5) * 255`` truncated to uint8 (``scripts/compute_fvd.py``); some levels drop by one."""
+    x = videos.float() / 255.0 - 0.5
+    return ((x + 0.5) * 255).to(torch.uint8)
 
-    ``x / 255``, resize in float (no re-quantisation), then ``(x - 0.5) * 2``.
+
+def i3d_input(videos, resize: str = "short_side_crop", size: int = 224, device="cpu",
+              requantize: str = "none") -> torch.Tensor:
+    """I3D input: float ``[B, 3, T, size, size]`` in [-1, 1] from uint8 ``[B, T, H, W, 3]``.
+
+    ``x / 255``, resize in float (no re-quantisation), then ``(x - 0.5) * 2`` (VideoGPT's order; the
+    TF-Hub FVD resizes 0..255 values and then takes ``2 x / 255 - 1``: both are linear, so the two differ
+    by float32 rounding only). ``requantize="videogpt"`` first applies ``requantize_videogpt``.
     """
+    if requantize not in REQUANTIZE:
+        raise ValueError(f"requantize must be one of {REQUANTIZE}, got {requantize!r}")
     videos = as_videos(videos)
+    if requantize == "videogpt":
+        videos = requantize_videogpt(videos)
     x, b, t = _frames_float(videos, device)
     x = resize_frames(x / 255.0, size, resize)
     if x.shape[-2:] != (size, size):

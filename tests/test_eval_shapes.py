@@ -43,9 +43,12 @@ def shapes_test(tmp_path_factory):
 
 
 def test_registry_names_every_extractor():
-    assert {"i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid", "shapes_i3d", "clip_image"} == set(EXTRACTORS)
+    assert {"i3d_kinetics400", "i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid", "shapes_i3d",
+            "clip_image"} == set(EXTRACTORS)
     with pytest.raises(ValueError, match="unknown feature extractor 'nope'"):
         build_extractor("nope")
+    with pytest.raises(ValueError, match="takes no option colour"):
+        build_extractor("shapes_i3d", colour="red")
 
 
 def test_shapes_i3d_features_shape_and_determinism(shapes_i3d):
