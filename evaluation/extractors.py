@@ -287,11 +287,16 @@ class InceptionExtractor(_Preprocessing):
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _load(self, model, weights_path, convention):
+        from . import packaged_weights
+
+        if weights_path is not None and Path(weights_path).is_file() and \
+                weights.file_sha256(weights_path) == packaged_weights.FID_INCEPTION_SHA256:
+            weights_path, model = None, packaged_weights.load_fid_inception(self.device, convention=convention,
+                                                                             path=weights_path)
+            return model, packaged_weights.FID_INCEPTION_SHA256
         if model is not None or weights_path is not None or os.environ.get(weights.INCEPTION.env_var):
             return _model_and_hash(model, weights_path, weights.INCEPTION,
                                    lambda path: load_inception(path, device=self.device, convention=convention))
-        from . import packaged_weights
-
         try:
             path = packaged_weights.fid_inception_path()
         except weights.MissingWeightsError as e:

@@ -19,11 +19,13 @@ Resize protocols (``resize_frames``), chosen per benchmark protocol (``evaluatio
 - ``"squash_tf1"``: both sides to ``size`` with TF1 ``tf.image.resize_bilinear`` (``align_corners=False``,
   *no* half-pixel centres: source = destination * in/out) -- the original FVD's
   (google-research ``frechet_video_distance.preprocess``) and the original FID's resize;
+- ``"squash_antialias"`` / ``"squash_bicubic"``: both sides to ``size``, bilinear / bicubic with antialiasing
+  (as PIL and clean-fid resize): no reference FVD uses them; the convention table shows what they change;
 - ``"short_side_crop"``: shorter side to ``size`` (other side ``ceil``), then a centre crop starting
   at ``(side - size) // 2`` -- VideoGPT's ``preprocess_single``;
 - ``"center_crop"``: the central ``min(H, W)`` square, no interpolation;
 - ``"none"``: frames unchanged.
-No antialiasing anywhere (none of the references uses it).
+No antialiasing in any reference protocol.
 
 Requantisation before I3D (``REQUANTIZE``): ``"none"``, or ``"videogpt"``: VideoGPT's own evaluation
 (``scripts/compute_fvd.py``) gets its real clips from its data loader in [-0.5, 0.5] (``x / 255 - 0.5`` in
@@ -39,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-RESIZE_MODES = ("squash", "squash_tf1", "short_side_crop", "center_crop", "none")
+RESIZE_MODES = ("squash", "squash_tf1", "squash_antialias", "squash_bicubic", "short_side_crop", "center_crop", "none")
 REQUANTIZE = ("none", "videogpt")
 
 
@@ -112,6 +114,9 @@ def resize_frames(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:
         return x
     if mode == "squash":
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    if mode in ("squash_antialias", "squash_bicubic"):
+        filt = "bicubic" if mode == "squash_bicubic" else "bilinear"
+        return F.interpolate(x, size=(size, size), mode=filt, align_corners=False, antialias=True)
     if mode == "squash_tf1":
         return resize_bilinear_tf1(x, size) if x.shape[-2:] != (size, size) else x
     if mode == "center_crop":

