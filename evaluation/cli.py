@@ -19,7 +19,7 @@ def add_conventions(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--fake", nargs="+", required=True,
                    help="generated clips: video files, folders of videos or of .npy samples (the eval flow's "
-                        "samples/ store), or .npy arrays [N,T,H,W,3] / [T,H,W,3]")
+                        "samples/ store), .npy arrays [N,T,H,W,3] / [T,H,W,3], or .npz with `clips`")
     p.add_argument("--real", nargs="+", required=True, help="reference clips, same forms as --fake")
     p.add_argument("--frames", type=int, default=16, help="frames per clip")
     p.add_argument("--stride", type=int, default=0,
@@ -52,6 +52,9 @@ def load_clips(sources: list[str], num_frames: int, stride: int = 0, max_clips: 
     for f in files:
         if f.suffix == ".npy":
             a = np.load(f, allow_pickle=False)
+        elif f.suffix == ".npz":  # benchmarks/bench_i3d_kinetics.py --pack
+            with np.load(f, allow_pickle=False) as z:
+                a = z["clips"]
         else:
             a, _ = read_whole_video(f, size=None)
         if a.dtype != np.uint8 or a.ndim not in (4, 5) or a.shape[-1] != 3:
@@ -105,3 +108,12 @@ def run_conventions(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps([r.__dict__ for r in rows], indent=1))
     return 0
+
+
+if __name__ == "__main__":  # ``python -m evaluation.cli fvd-conventions ...`` where the package is not installed
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m evaluation.cli")
+    add_conventions(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args()
+    sys.exit(_args.func(_args))
