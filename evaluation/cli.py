@@ -37,8 +37,6 @@ def load_clips(sources: list[str], num_frames: int, stride: int = 0, max_clips: 
 
     A longer video or array gives one clip from its start, or with ``stride`` one every ``stride`` frames.
     """
-    from magicvideo.data.video import read_whole_video
-
     files: list[Path] = []
     for src in sources:
         p = Path(src)
@@ -56,6 +54,8 @@ def load_clips(sources: list[str], num_frames: int, stride: int = 0, max_clips: 
             with np.load(f, allow_pickle=False) as z:
                 a = z["clips"]
         else:
+            from magicvideo.data.video import read_whole_video  # only for video files (needs the data stack)
+
             a, _ = read_whole_video(f, size=None)
         if a.dtype != np.uint8 or a.ndim not in (4, 5) or a.shape[-1] != 3:
             raise ValueError(f"{f}: expected uint8 [T,H,W,3] or [N,T,H,W,3], got {a.dtype} {a.shape}")
