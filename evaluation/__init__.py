@@ -14,6 +14,8 @@ Public API:
   ``CLIPImageExtractor`` (FID, the committed CLIP); ``EXTRACTORS`` / ``build_extractor`` by name
 - ``attribute_accuracy`` / ``score_attributes``: per-attribute accuracy of generated clips against
   their prompts' attributes, with chance levels (``evaluation.attributes``)
+- ``paired_frechet_difference`` / ``paired_mean_difference``: two checkpoints on the same prompts and seeds,
+  the difference of a metric with an interval (prompts resampled jointly) and a sign-flip permutation p-value
 - ``bootstrap_frechet``, ``frechet_infinity``, ``ReferenceStatsCache``, ``PROTOCOLS`` (``for_protocol`` prepares
   an extractor as a protocol requires)
 """
@@ -24,9 +26,10 @@ from .cache import ReferenceStatsCache, cache_key
 from .clipsim import CLIPEncoder, CLIPSimScorer
 from .extractors import (EXTRACTORS, CLIPImageExtractor, I3DExtractor, I3DKinetics400Extractor, InceptionExtractor,
                          ShapesI3DExtractor, StyleGANVI3DExtractor, build_extractor, precision_mode, torchmetrics_fid)
-from .frechet import frechet_distance
+from .frechet import frechet_distance, frechet_distances
 from .i3d import InceptionI3d, load_i3d
 from .inception import InceptionV3FID, load_inception
+from .paired import PairedResult, paired_frechet_difference, paired_mean_difference
 from .metrics import FrechetResult, compute_clipsim, compute_fid, compute_fvd, extract_stats
 from .protocols import DEFAULT_PROTOCOL, PROTOCOLS, FrechetProtocol, for_protocol, get_protocol
 from .stats import FeatureStats
@@ -38,6 +41,7 @@ __all__ = [
     "BootstrapResult", "CLIPSimScorer", "ExtrapolationResult", "FeatureStats", "FrechetProtocol", "FrechetResult",
     "I3DExtractor", "I3DKinetics400Extractor", "InceptionExtractor", "InceptionI3d", "InceptionV3FID", "MissingWeightsError", "PROTOCOLS",
     "ReferenceStatsCache", "StyleGANVI3DExtractor", "bootstrap_frechet", "cache_key", "compute_clipsim",
-    "compute_fid", "compute_fvd", "extract_stats", "for_protocol", "frechet_distance", "frechet_infinity", "get_protocol",
+    "compute_fid", "compute_fvd", "extract_stats", "for_protocol", "frechet_distance", "frechet_distances", "PairedResult",
+    "paired_frechet_difference", "paired_mean_difference", "frechet_infinity", "get_protocol",
     "load_i3d", "load_inception", "precision_mode", "torchmetrics_fid",
 ]

@@ -5,7 +5,7 @@ prompt ``y`` and frames ``x_1..x_T``, ``CLIPSIM = 1/T sum_t cos(E_text(y), E_ima
 ViT-B/32 projected embeddings; the benchmark value is the mean over clips. Raw cosine: no factor
 100 and no clipping at 0 (CLIPScore's ``2.5 * max(cos, 0)`` is a different metric). Frames go
 through the folder's ``CLIPProcessor`` (shorter side to 224, bicubic, centre crop, CLIP mean/std),
-prompts through its tokenizer, truncated to 77 tokens.
+prompts through its tokenizer, truncated to 77 tokens (the text tower's length: 32 for the shapes CLIP).
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ class CLIPEncoder:
 
     @torch.no_grad()
     def text_embeddings(self, prompts: list[str]) -> torch.Tensor:
-        """Unit-norm text embeddings ``[len(prompts), d]``."""
-        tok = self.processor(text=list(prompts), return_tensors="pt", padding=True, truncation=True, max_length=77)
+        """Unit-norm text embeddings ``[len(prompts), d]``; prompts truncated to the text tower's length
+        (77 tokens for CLIP ViT-B/32, 32 for the shapes CLIP)."""
+        max_length = self.model.config.text_config.max_position_embeddings
+        tok = self.processor(text=list(prompts), return_tensors="pt", padding=True, truncation=True,
+                             max_length=max_length)
         tok = {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
         e = _embedding(self.model.get_text_features(**tok)).float()
         return e / e.norm(dim=-1, keepdim=True)

@@ -48,9 +48,13 @@ def extract_stats(videos, extractor, *, batch_size: int = 16, num_frames: int | 
     """Stream ``videos`` through ``extractor`` into float64 ``FeatureStats``.
 
     ``num_frames``: every clip must have exactly that many frames. ``max_items``: stop after that
-    many feature rows (clips for I3D, frames for Inception), as StyleGAN-V's ``max_items``.
+    many feature rows (clips for I3D, frames for Inception), as StyleGAN-V's ``max_items``. With
+    ``keep_features``, ``stats.groups`` holds the clip number of each kept row (frame-level
+    extractors give several rows per clip), so intervals resample clips, not frames.
     """
     stats = FeatureStats(extractor.num_features, keep_features=keep_features)
+    groups: list[np.ndarray] = []
+    clips = 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -60,15 +64,20 @@ def extract_stats(videos, extractor, *, batch_size: int = 16, num_frames: int | 
         if num_frames is not None and batch.shape[1] != num_frames:
             raise ValueError(f"the protocol needs clips of exactly {num_frames} frames, got {batch.shape[1]}")
         feats = extractor(batch)
+        per_clip = max(1, len(feats) // len(batch))
+        ids = np.repeat(np.arange(clips, clips + len(batch)), per_clip)
+        clips += len(batch)
         if max_items is not None:
-            feats = feats[: max_items - stats.n]
+            feats, ids = feats[: max_items - stats.n], ids[: max_items - stats.n]
         stats.update(feats)
+        groups.append(ids)
         if bar is not None:
             bar.update(len(feats))
         if max_items is not None and stats.n >= max_items:
             break
     if bar is not None:
         bar.close()
+    stats.groups = np.concatenate(groups) if keep_features and groups else None
     return stats
 
 
@@ -92,10 +101,12 @@ def _frechet(fake, real, real_stats, extractor, protocol: FrechetProtocol, *, ba
             warnings.warn(notes[-1], stacklevel=3)
     boot = None
     if bootstrap > 0:
+        kw = dict(num_replicates=bootstrap, seed=seed, unbiased=ub, groups_a=getattr(fake_stats, "groups", None))
         if real_stats.keep_features:
-            boot = bootstrap_frechet(fake_stats.features(), real_stats.features(), num_replicates=bootstrap, seed=seed, unbiased=ub)
+            boot = bootstrap_frechet(fake_stats.features(), real_stats.features(),
+                                     groups_b=getattr(real_stats, "groups", None), **kw)
         else:
-            boot = bootstrap_frechet(fake_stats.features(), gaussian_b=(mu_r, sig_r), num_replicates=bootstrap, seed=seed, unbiased=ub)
+            boot = bootstrap_frechet(fake_stats.features(), gaussian_b=(mu_r, sig_r), **kw)
     ext = frechet_infinity(fake_stats.features(), mu_r, sig_r, seed=seed, unbiased=ub) if extrapolate else None
     return FrechetResult(value, protocol.metric, protocol.name, extractor.identity(), real_stats.n, fake_stats.n,
                          boot, ext, notes)

@@ -53,7 +53,7 @@ CLIP = WeightsSpec(
     what="CLIPSIM CLIP ViT-B/32 (transformers folder)",
     filename="clip-vit-base-patch32/",
     source="the Hugging Face model openai/clip-vit-base-patch32, saved with save_pretrained",
-    config_key="",  # CLIPSIM is not in the eval flow yet: CLIPSimScorer(path) only
+    config_key="metrics.clipsim.weights",
     env_var="MAGICVIDEO_CLIP_PATH",
     required=("config.json",),
 )

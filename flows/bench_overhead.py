@@ -134,7 +134,8 @@ def main() -> None:
                 "--output-root", str(out / "flow"), "--tracking-uri", "sqlite:///" + str(out / "mlflow.db"),
                 "--set", "ray.num_actors=1", "--set", f"ray.num_cpus_per_actor={cores}",
                 "--set", f"ray.batch_size={args.batch_size}", "--set", "metrics.fvd=null",
-                "--set", "metrics.fid=null", "--set", "metrics.attributes=null", "--set", "tracking.grid_samples=0"]
+                "--set", "metrics.fid=null", "--set", "metrics.attributes=null", "--set", "metrics.clipsim=null",
+                "--set", "tracking.grid_samples=0"]
     runs = []
     for r in range(args.repeats):
         shutil.rmtree(out / "bare", ignore_errors=True)

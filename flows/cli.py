@@ -86,7 +86,7 @@ def run_eval(args) -> int:
 
 def _print_rows(rows) -> None:
     """The results, one column per checkpoint and one row per metric (95% intervals beside FVD and
-    FID; each attribute's accuracy beside its chance level), narrow enough for 80 columns."""
+    FID; CLIPSIM; each attribute's accuracy beside its chance level), narrow enough for 80 columns."""
     from rich.console import Console
     from rich.table import Table
 
@@ -97,7 +97,8 @@ def _print_rows(rows) -> None:
         return f"{r[m]:.3f}{ci}"
 
     attrs = list(dict.fromkeys(k.split("/", 1)[1] for r in rows for k in r if k.startswith("attr_acc/")))
-    lines = [("step", "step"), ("fvd", "FVD [95% CI]"), ("fid", "FID [95% CI]")]
+    lines = [("step", "step"), ("fvd", "FVD [95% CI]"), ("fid", "FID [95% CI]"),
+             ("clipsim", "CLIPSIM (higher better)")]
     lines += [(f"attr_acc/{a}", f"attribute acc. {a}") for a in attrs] + [("clips_per_s", "clips/s")]
     t = Table("", *[str(r["checkpoint"]) for r in rows], *(["chance"] if attrs else []))
     for key, label in lines:
@@ -115,6 +116,13 @@ def add_compare(sub) -> None:
     p.add_argument("--experiment", default="magicvideo-eval")
     p.add_argument("--benchmark", action="append", help="only these benchmarks")
     p.add_argument("--plots", default="compare_plots", help="folder for <benchmark>_<metric>.png")
+    p.add_argument("--baseline", metavar="LABEL",
+                   help="checkpoint the others are compared with, paired over prompts "
+                        "(default: the first, lowest step)")
+    p.add_argument("--replicates", type=int, default=200, help="bootstrap replicates of each paired difference")
+    p.add_argument("--permutations", type=int, default=199,
+                   help="swaps of the paired permutation test (p-values down to 1/(N+1))")
+    p.add_argument("--no-paired", action="store_true", help="only the tables, no paired differences")
     p.set_defaults(func=run_compare)
 
 
@@ -128,8 +136,39 @@ def run_compare(args) -> int:
     for bench, table in tables.items():
         print(f"\n== {bench}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if not args.no_paired:
+        _print_paired(args)
+    print("\nFVD, FID: lower is better; CLIPSIM, attr_acc: higher is better")
     print(f"\nplots in {args.plots}/")
     return 0
+
+
+def _print_paired(args) -> None:
+    """Each checkpoint minus the baseline, per metric: difference, interval, paired permutation p-value."""
+    import os
+
+    from flows.compare import paired_differences
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per downloaded artifact otherwise
+    try:
+        diffs = paired_differences(args.tracking_uri, args.experiment, args.benchmark, args.baseline,
+                                   num_replicates=args.replicates, num_permutations=args.permutations)
+    except ValueError as exc:  # an unknown --baseline
+        print(f"\nno paired differences: {exc}")
+        return
+    for bench, table in diffs.items():
+        base = table["baseline"].iloc[0]
+        print(f"\n== {bench}: difference vs {base} (checkpoint - baseline, paired over the same prompts and seeds; "
+              "95% bootstrap interval; p: paired permutation test; FVD/FID reference: the cached Gaussian, held fixed)")
+        for _, r in table.iterrows():
+            if isinstance(r.get("diff"), float) and r["diff"] == r["diff"]:
+                note = "; ".join(n for n in str(r.get("note") or "").split("; ") if n and "held fixed" not in n)
+                print(f"  {r['checkpoint']:<20} {r['metric']:<14} {r['value']:10.4f} vs {r['baseline_value']:10.4f}  "
+                      f"diff {r['diff']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]  p={r['p_value']:.3g}  "
+                      f"({int(r['prompts'])} prompts){'  ' + note if note else ''}")
+            else:
+                print(f"  {r['checkpoint']:<20} {r.get('metric') if isinstance(r.get('metric'), str) else '':<14} "
+                      f"{r['note']}")
 
 
 def add_sweep(sub) -> None:

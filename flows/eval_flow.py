@@ -124,11 +124,18 @@ def features_task(items, refs: dict, cfg: EvalConfig):
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
-def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes: dict | None = None):
+def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes: dict | None = None,
+                 clipsim=None):
     """Fréchet distances per metric; with ``attributes`` (classifier + requested attributes per
-    prompt id) also ``"attributes"``: the attribute accuracy and each sample's predicted values."""
+    prompt id) also ``"attributes"``: the attribute accuracy and each sample's predicted values; with
+    ``clipsim`` (a ``CLIPSimScorer``) also ``"clipsim"``: its mean and each sample's value (items order)."""
+    # Intervals resample prompts (all rows of a prompt's clips together: FID has one row per frame).
+    groups = {m: fm.sample_groups(items, feats[m]["stats"].n) if items and cfg.metrics.bootstrap else None
+              for m in feats}
     out = {m: fm.frechet(feats[m]["stats"], refs[m]["stats"], refs[m]["protocol"], bootstrap=cfg.metrics.bootstrap,
-                         seed=cfg.seed) for m in feats}
+                         seed=cfg.seed, groups=groups[m]) for m in feats}
+    if items:
+        fm.save_features(cfg.output_root, items, feats, refs, out)  # per-sample features: `magicvideo compare`
     if attributes is not None:
         acc, predicted = fm.attribute_accuracy(
             [sample_path(cfg.output_root, it.address) for it in items],
@@ -137,6 +144,12 @@ def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes:
         _logger().info("attribute accuracy %s", ", ".join(f"{k} {v:.2f} (chance {acc.chance[k]:.2f})"
                                                           for k, v in acc.accuracy.items()))
         out["attributes"] = {"accuracy": acc, "predicted": predicted, "requested": attributes["requested"]}
+    if clipsim is not None:
+        out["clipsim"] = fm.clipsim([sample_path(cfg.output_root, it.address) for it in items],
+                                    [it.prompt for it in items], clipsim, batch_size=cfg.metrics.batch_size,
+                                    precision=cfg.metrics.clipsim.precision)
+        _logger().info("CLIPSIM %.4f (mean of %d clips; higher is better)", out["clipsim"]["value"],
+                       out["clipsim"]["n"])
     return out
 
 
@@ -157,8 +170,10 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
                    "num_prompts": str(len({it.prompt_id for it in items})), "num_samples": str(len(items))})
     for m, r in refs.items():
         params[f"{m}.extractor_identity"] = json.dumps(r["extractor"].identity(), sort_keys=True)
+    attrs, clip = results.get("attributes"), results.get("clipsim")
+    if clip is not None:
+        params["clipsim.weights_sha256"] = clip["weights_sha256"]
     tracking.log_params(client, rid, params)
-    attrs = results.get("attributes")
     results = {m: r for m, r in results.items() if m in METRICS}
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
            "benchmark": cfg.benchmark, "run_id": rid}
@@ -168,12 +183,16 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     mets.update({f"time_{k}_s": v for k, v in timings.items()})
     if attrs is not None:
         mets.update(attrs["accuracy"].metrics())
+    if clip is not None:
+        mets["clipsim"] = row["clipsim"] = clip["value"]
     for m, r in results.items():
         mets[m] = r["value"]
         row[m] = r["value"]
         for k in ("ci_low", "ci_high"):
             if k in r:
                 mets[f"{m}_{k}"] = row[f"{m}_{k}"] = r[k]
+        if "value_debiased" in r:  # the interval's centre: the population distance, bias-corrected
+            mets[f"{m}_debiased"] = r["value_debiased"]
     tracking.log_metrics(client, rid, mets, step=step)
     row.update({k: v for k, v in mets.items() if k not in row})
     results_json = {"benchmark": cfg.benchmark, "checkpoint": ckpt, "step": ckpt["step"], "metrics": mets,
@@ -181,6 +200,8 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
                     "prefect_flow_run_id": str(_flow_run_id())}
     if attrs is not None:
         results_json["attributes"] = attrs["accuracy"].as_dict()
+    if clip is not None:
+        results_json["clipsim"] = {k: v for k, v in clip.items() if k != "per_sample"}
     tracking.log_json(client, rid, results_json, "results.json")
     per_sample = [{**it.as_dict(), "checkpoint_id": ckpt["id"], "path": str(sample_path(cfg.output_root, it.address)),
                    **{k: v for k, v in report.records.get(it.address, {}).items() if k in ("generated", "seconds")}}
@@ -188,6 +209,9 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     if attrs is not None:
         for rec, it, pred, ok in zip(per_sample, items, attrs["predicted"], attrs["accuracy"].per_sample):
             rec.update(requested=attrs["requested"][it.prompt_id], predicted=pred, attr_correct=ok)
+    if clip is not None:
+        for rec, value in zip(per_sample, clip["per_sample"]):
+            rec["clipsim"] = value
     tracking.log_jsonl(client, rid, per_sample, "samples.jsonl")
     clips = [read_sample(sample_path(cfg.output_root, it.address)) for it in items[: cfg.tracking.grid_samples]]
     tracking.log_grid(client, rid, clips, fps=cfg.sampler.fps)
@@ -229,6 +253,8 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     cfg = eval_config(benchmark, checkpoints, config, samples_per_prompt, seed, sampler, limit, output_root,
                       ray_address, overrides)
     first = checkpoint_path(cfg.checkpoints[0])  # a missing folder fails here, before anything starts
+    if cfg.metrics.clipsim is not None and fm.clipsim_skip_reason(cfg.benchmark) is None:
+        fm.clipsim_weights(cfg.metrics.clipsim)  # so does a missing CLIP folder (metrics.clipsim.weights)
     # Ray and the actors first: their processes start and load the first checkpoint while this one
     # hashes the checkpoints, opens MLflow, reads the manifest and computes reference statistics.
     # Actors that `magicvideo eval` started before the flow (flows.services) are taken over.
@@ -264,6 +290,13 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
             attributes = {"requested": fm.requested_attributes(records, bench.name),
                           "classifier": fm.build_attribute_classifier(cfg.metrics.attributes,
                                                                       fm.resolve_device(cfg.metrics.device))}
+        clipsim = None
+        if cfg.metrics.clipsim is not None:  # captioned benchmarks only; the CLIP folder was checked at the start
+            skip = fm.clipsim_skip_reason(cfg.benchmark)
+            if skip:
+                _logger().info(skip)
+            else:
+                clipsim = fm.build_clipsim_scorer(cfg.metrics.clipsim, fm.resolve_device(cfg.metrics.device))
         t_manifest = time.perf_counter() - t0
         refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
         rows = []
@@ -273,7 +306,7 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
             t1 = time.perf_counter()
             feats = features_task(items, refs, cfg)
             t2 = time.perf_counter()
-            results = metrics_task(feats, refs, cfg, items, attributes)
+            results = metrics_task(feats, refs, cfg, items, attributes, clipsim)
             t3 = time.perf_counter()
             timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t2 - t1, "metrics": t3 - t2}
             timings.update({f"reference_{m}": r["seconds"] for m, r in refs.items()})
@@ -288,17 +321,17 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
 def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
     """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact."""
     cols = (["checkpoint", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
-            + ["attr_acc/mean", "clips_per_s"])
+            + ["clipsim", "attr_acc/mean", "clips_per_s"])
     table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols if c in r} for r in rows]
     tracking.log_json(client, pid, rows, "results.json")
-    present = [m for m in METRICS if any(m in r for r in rows)]
+    present = [m for m in (*METRICS, "clipsim") if any(m in r for r in rows)]
     stepped = [r for r in rows if r.get("step") is not None]
     for m in present:
         if len(stepped) > 1:
             fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
             tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
     ablation_rows = [r for r in rows if any(c.ablation for c in cfg.checkpoints)]
-    # Fig. 7: each Fréchet metric with its interval, and attribute accuracy where it was measured
+    # Fig. 7: each Fréchet metric with its interval, CLIPSIM, and attribute accuracy where it was measured
     bars = present + (["attr_acc/mean"] if any("attr_acc/mean" in r for r in ablation_rows) else [])
     if ablation_rows and bars:
         fig = plots.ablation_bars(ablation_rows, bars, f"Ablations on {cfg.benchmark}")
@@ -307,7 +340,8 @@ def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
                           "ablations.json")
     try:
         create_table_artifact(table, key=f"eval-{_slug(cfg.benchmark)}",
-                              description=f"eval {cfg.benchmark}: MLflow parent run {pid}")
+                              description=f"eval {cfg.benchmark}: MLflow parent run {pid}. FVD, FID: lower is "
+                                          "better; CLIPSIM, attribute accuracy: higher is better")
     except Exception as exc:  # noqa: BLE001 - the numbers are in MLflow either way
         _logger().warning("could not create the Prefect table artifact: %s", exc)
 

@@ -80,3 +80,14 @@ def test_missing_clip_folder(monkeypatch, tmp_path):
         CLIPSimScorer()
     for part in ("clip-vit-base-patch32", "MAGICVIDEO_CLIP_PATH", "nothing"):
         assert part in str(e.value)
+
+
+def test_long_prompt_is_truncated_to_the_text_tower(clip_dir):
+    """Prompts are cut to the text tower's positions (32 in the shapes CLIP, 77 in CLIP ViT-B/32), not
+    to a fixed 77 that a shorter tower cannot take."""
+    from magicvideo.checkpoints import shapes_checkpoint
+
+    v = torch.randint(0, 256, (1, 2, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    long = " ".join(["a red circle moving left"] * 20)  # over 77 tokens
+    for scorer in (CLIPSimScorer(clip_dir), CLIPSimScorer(shapes_checkpoint("clip"))):
+        assert np.isfinite(scorer(v, [long])).all()

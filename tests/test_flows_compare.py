@@ -1,0 +1,124 @@
+"""``magicvideo compare``'s paired differences, on fabricated MLflow runs (no eval flow, no GPU)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlflow")
+
+from evaluation import FeatureStats, get_protocol  # noqa: E402
+from flows import metrics as fm, tracking  # noqa: E402
+from flows.store import SampleItem, sample_address  # noqa: E402
+
+N_PROMPTS, D = 40, 6
+
+
+class FakeExtractor:
+    def identity(self):
+        return {"name": "fake", "dims": D}
+
+
+def items_for(ckpt: str, seed: int = 0) -> list[SampleItem]:
+    return [SampleItem(sample_address(ckpt, f"prompt {i}", 0, seed + i, {}), f"p{i:03d}", f"prompt {i}", 0, seed + i)
+            for i in range(N_PROMPTS)]
+
+
+def log_run(client, exp_id, out: Path, label: str, step: int, feats: np.ndarray, ref: FeatureStats, seed: int = 0,
+            clipsim_shift: float = 0.0):
+    """One finished child run as the eval flow logs it, with its features saved by fm.save_features."""
+    items = items_for(label, seed)
+    protocol = get_protocol("fvd_videogpt")
+    stats = FeatureStats.from_features(feats, keep_features=True)
+    refs = {"fvd": {"stats": ref, "protocol": protocol, "extractor": FakeExtractor()}}
+    results = {"fvd": fm.frechet(stats, ref, protocol, bootstrap=20, seed=0)}
+    paths = fm.save_features(out, items, {"fvd": {"stats": stats}}, refs, results)
+    assert results["fvd"]["features_file"] == paths["fvd"]
+    run = client.create_run(exp_id, tags={"benchmark": "shapes", "checkpoint_id": f"id-{label}",
+                                          "checkpoint_label": label})
+    rid = run.info.run_id
+    tracking.log_params(client, rid, {"checkpoint.step": str(step), "output_root": str(out)})
+    tracking.log_metrics(client, rid, {"fvd": results["fvd"]["value"]}, step=step)
+    tracking.log_json(client, rid, {"frechet": {m: {k: v for k, v in r.items() if k != "replicates"}
+                                                for m, r in results.items()}}, "results.json")
+    rng = np.random.default_rng(step)
+    clipsim = 0.3 + 0.01 * (np.arange(len(items)) % 7) + clipsim_shift + 0.001 * rng.standard_normal(len(items))
+    per_sample = [{**it.as_dict(), "clipsim": float(c), "attr_correct": {"shape": bool(i % 2), "color": True}}
+                  for i, (it, c) in enumerate(zip(items, clipsim))]
+    tracking.log_jsonl(client, rid, per_sample, "samples.jsonl")
+    client.set_terminated(rid, "FINISHED")
+    return results
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("compare")
+    uri = "sqlite:///" + str(tmp / "mlflow.db")
+    client = tracking.client(uri)
+    exp_id = tracking.experiment_id(client, "magicvideo-eval")
+    rng = np.random.default_rng(0)
+    ref = FeatureStats.from_features(rng.standard_normal((300, D)))
+    z = rng.standard_normal((N_PROMPTS, D))  # what a prompt and seed make, shared by the checkpoints
+    base = z + 0.3 * rng.standard_normal((N_PROMPTS, D))
+    log_run(client, exp_id, tmp / "eval", "step-100", 100, base, ref)
+    log_run(client, exp_id, tmp / "eval", "same", 200, base.copy(), ref)
+    worse = z + 1.0 + 0.3 * rng.standard_normal((N_PROMPTS, D))
+    log_run(client, exp_id, tmp / "eval", "worse", 300, worse, ref, clipsim_shift=-0.05)
+    log_run(client, exp_id, tmp / "eval", "other-seeds", 400, base, ref, seed=1000)
+    return uri, tmp
+
+
+def test_paired_differences_against_the_first_checkpoint(runs):
+    from flows.compare import paired_differences
+
+    uri, _ = runs
+    table = paired_differences(uri, num_replicates=100, num_permutations=199)["shapes"]
+    assert set(table["baseline"]) == {"step-100"}
+    rows = {(r["checkpoint"], r.get("metric")): r for r in table.to_dict("records")}
+    same = rows[("same", "fvd")]
+    assert same["diff"] == 0 and same["p_value"] == 1.0
+    worse = rows[("worse", "fvd")]
+    assert worse["diff"] > 0 and worse["ci_low"] > 0 and worse["p_value"] < 0.01
+    assert worse["diff"] == pytest.approx(worse["value"] - worse["baseline_value"])
+    clip = rows[("worse", "clipsim")]
+    assert clip["diff"] == pytest.approx(-0.05, abs=0.01) and clip["ci_high"] < 0 and clip["p_value"] < 0.01
+    assert rows[("same", "attr_acc/mean")]["diff"] == 0
+    other = [r for r in table.to_dict("records") if r["checkpoint"] == "other-seeds"]
+    assert len(other) == 1 and "same prompts and seeds" in other[0]["note"]
+
+
+def test_baseline_by_label_and_cli(runs, capsys):
+    from flows.cli import run_compare
+    from flows.compare import paired_differences
+
+    uri, tmp = runs
+    table = paired_differences(uri, baseline="worse", num_replicates=50, num_permutations=99)["shapes"]
+    row = table[(table["checkpoint"] == "step-100") & (table["metric"] == "fvd")].iloc[0]
+    assert row["diff"] < 0 and row["ci_high"] < 0
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        paired_differences(uri, baseline="nope")
+    args = argparse.Namespace(tracking_uri=uri, experiment="magicvideo-eval", plots=str(tmp / "plots"), benchmark=None,
+                              baseline=None, replicates=50, permutations=99, no_paired=False)
+    assert run_compare(args) == 0
+    text = capsys.readouterr().out
+    assert "difference vs step-100" in text and "p=" in text and "same prompts and seeds" in text
+
+
+def test_saved_features_round_trip_and_groups(runs):
+    uri, tmp = runs
+    files = sorted((tmp / "eval" / "features" / "fvd").glob("*.npz"))
+    refs = [f for f in files if f.name.startswith("reference-")]
+    assert len(refs) == 1 and len(files) == 5  # one reference for all four runs
+    f = fm.load_features(next(p for p in files if not p.name.startswith("reference-")))
+    assert f["features"].shape == (N_PROMPTS, D) and f["rows_per_clip"] == 1
+    assert f["ref_cov"].shape == (D, D) and json.loads(f["extractor_identity"])["name"] == "fake"
+    items = items_for("x") * 2  # two samples per prompt, 3 frame rows each
+    groups = fm.sample_groups(items, len(items) * 3)
+    assert groups.shape == (len(items) * 3,) and len(np.unique(groups)) == N_PROMPTS
+    assert (groups[:3] == groups[0]).all() and groups[0] == groups[3 * N_PROMPTS]
+    with pytest.raises(ValueError, match="evenly"):
+        fm.sample_groups(items, len(items) * 3 + 1)
