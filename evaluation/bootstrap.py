@@ -302,6 +302,10 @@ def bootstrap_frechet(features_a, features_b=None, *, gaussian_b=None, num_repli
     if fr.fixed is not None:
         notes.append("reference side held fixed (a Gaussian): the interval ignores its sampling noise and "
                      "the bias that noise adds")
+    if min(s.xc.shape[0] for s in fr.sides) < fr.d:
+        notes.append(f"fewer samples ({min(s.xc.shape[0] for s in fr.sides)}) than feature dimensions ({fr.d}): the "
+                     "estimate is strongly biased and no interval held its coverage in simulation "
+                     "(benchmarks/interval_coverage.py); use more samples")
     rng = np.random.default_rng(seed)
     value = fr.value()
     reps = fr.bootstrap(num_replicates, rng)

@@ -118,3 +118,4 @@ def test_few_samples_fall_back_to_the_bootstrap_bias():
     r = bootstrap_frechet(a, gaussian_b=(b.mean(0), np.cov(b, rowvar=False)), num_replicates=20)
     assert r.method == "normal-bc" and np.isfinite([r.low, r.high, r.value_debiased]).all()
     assert 0 <= r.low <= r.high and any("fewer than 4" in n for n in r.notes)
+    assert any("fewer samples (3) than feature dimensions (4)" in n for n in r.notes)
