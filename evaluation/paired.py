@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.stats
 
-from .bootstrap import (METHOD, ResampledMoments, batch_size, extrapolated_interval, group_counts, group_index,
+from .bootstrap import (METHOD, MIN_GROUPS_FOR_HALVES, ResampledMoments, batch_size, extrapolated_interval, group_counts, group_index,
                         half_weights, rng_kwargs)
 from .frechet import frechet_distances, psd_factor
 from .stats import as_float64_features
@@ -152,6 +152,9 @@ def paired_frechet_difference(features_a, features_b, ref_features=None, ref_gau
     a, b, _, g = _aligned(features_a, features_b, groups)
     if num_replicates < 2:
         raise ValueError(f"need at least 2 bootstrap replicates, got {num_replicates}")
+    if g < MIN_GROUPS_FOR_HALVES:
+        raise ValueError(f"a paired interval needs at least {MIN_GROUPS_FOR_HALVES} prompts (half-samples of 2), "
+                         f"got {g}")
     pf = PairedFrechet(a, b, groups, ref_features, ref_gaussian, ref_groups, unbiased)
     fa, fb = pf.values(np.ones((1, g)))
     value_a, value_b = float(fa[0]), float(fb[0])

@@ -193,6 +193,8 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
                 mets[f"{m}_{k}"] = row[f"{m}_{k}"] = r[k]
         if "value_debiased" in r:  # the interval's centre: the population distance, bias-corrected
             mets[f"{m}_debiased"] = r["value_debiased"]
+        if "features_file" in r:  # per-sample features: the ablation table's paired differences
+            row[f"{m}_features_file"] = r["features_file"]
     tracking.log_metrics(client, rid, mets, step=step)
     row.update({k: v for k, v in mets.items() if k not in row})
     results_json = {"benchmark": cfg.benchmark, "checkpoint": ckpt, "step": ckpt["step"], "metrics": mets,
@@ -331,19 +333,55 @@ def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
             fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
             tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
     ablation_rows = [r for r in rows if any(c.ablation for c in cfg.checkpoints)]
+    if len(ablation_rows) > 1 and cfg.metrics.bootstrap:
+        _paired_vs_baseline(ablation_rows, cfg)
     # Fig. 7: each Fréchet metric with its interval, CLIPSIM, and attribute accuracy where it was measured
     bars = present + (["attr_acc/mean"] if any("attr_acc/mean" in r for r in ablation_rows) else [])
     if ablation_rows and bars:
         fig = plots.ablation_bars(ablation_rows, bars, f"Ablations on {cfg.benchmark}")
         tracking.log_figure(client, pid, fig, "ablations.png")
-        tracking.log_json(client, pid, [{k: r.get(k) for k in ["variant"] + cols} for r in ablation_rows],
-                          "ablations.json")
+        paired = [k for k in ablation_rows[0] if k.endswith(("_diff", "_diff_ci_low", "_diff_ci_high", "_diff_p"))]
+        tracking.log_json(client, pid, [{k: r.get(k) for k in ["variant"] + cols + ["paired_baseline"] + paired}
+                                        for r in ablation_rows], "ablations.json")
     try:
         create_table_artifact(table, key=f"eval-{_slug(cfg.benchmark)}",
                               description=f"eval {cfg.benchmark}: MLflow parent run {pid}. FVD, FID: lower is "
                                           "better; CLIPSIM, attribute accuracy: higher is better")
     except Exception as exc:  # noqa: BLE001 - the numbers are in MLflow either way
         _logger().warning("could not create the Prefect table artifact: %s", exc)
+
+
+def _paired_vs_baseline(rows: list[dict], cfg: EvalConfig) -> None:
+    """Each ablation row's FVD/FID minus the baseline variant's (``full`` if present, else the first), on
+    the same prompts and seeds: ``<m>_diff`` with a 95% interval (prompts resampled jointly) and a sign-flip
+    permutation p-value (``evaluation.paired_frechet_difference``), written into the rows."""
+    from evaluation.paired import paired_frechet_difference
+    from flows.compare import _frechet_rows
+    from flows.metrics import load_features
+
+    base = next((r for r in rows if r.get("variant") == "full"), rows[0])
+    for r in rows:
+        r["paired_baseline"] = base["variant"]
+        for m in METRICS:
+            fa, fb = r.get(f"{m}_features_file"), base.get(f"{m}_features_file")
+            if r is base or not (fa and fb):
+                continue
+            f = load_features(fa)
+            keys = sorted(zip(f["prompt_id"], (int(i) for i in f["sample_index"]), (int(s) for s in f["seed"])))
+            got = _frechet_rows(fa, fb, keys)
+            if isinstance(got, str):  # not comparable (other prompts, seeds or extractor)
+                _logger().info("ablation table: no paired %s difference for %s: %s", m, r["variant"], got)
+                continue
+            xa, xb, groups, ref, unbiased = got
+            try:
+                p = paired_frechet_difference(xa, xb, ref_gaussian=ref, groups=groups, unbiased=unbiased,
+                                              seed=cfg.seed, num_replicates=max(2, cfg.metrics.bootstrap),
+                                              num_permutations=199)
+            except ValueError as exc:  # e.g. too few prompts for an interval: the table keeps the plain values
+                _logger().info("ablation table: no paired %s difference for %s: %s", m, r["variant"], exc)
+                continue
+            r.update({f"{m}_diff": p.diff, f"{m}_diff_ci_low": p.low, f"{m}_diff_ci_high": p.high,
+                      f"{m}_diff_p": p.p_value})
 
 
 def _slug(s: str) -> str:

@@ -122,3 +122,26 @@ def test_saved_features_round_trip_and_groups(runs):
     assert (groups[:3] == groups[0]).all() and groups[0] == groups[3 * N_PROMPTS]
     with pytest.raises(ValueError, match="evenly"):
         fm.sample_groups(items, len(items) * 3 + 1)
+
+
+def test_ablation_rows_get_paired_differences_against_full(tmp_path):
+    """The eval flow's ablation table: each variant minus ``full`` on the same prompts and seeds."""
+    from flows.config import EvalConfig
+    from flows.eval_flow import _paired_vs_baseline
+
+    rng = np.random.default_rng(3)
+    ref = FeatureStats.from_features(rng.normal(size=(200, D)), keep_features=True)
+    protocol = get_protocol("fvd_videogpt")
+    rows = []
+    for variant, shift in (("full", 0.0), ("adaptor off", 0.05), ("temporal attention off", 1.5)):
+        items = items_for(variant)
+        stats = FeatureStats.from_features(rng.normal(size=(N_PROMPTS, D)) + shift, keep_features=True)
+        refs = {"fvd": {"stats": ref, "protocol": protocol, "extractor": FakeExtractor()}}
+        res = {"fvd": fm.frechet(stats, ref, protocol, bootstrap=20, seed=0)}
+        fm.save_features(tmp_path, items, {"fvd": {"stats": stats}}, refs, res)
+        rows.append({"variant": variant, "fvd": res["fvd"]["value"], "fvd_features_file": res["fvd"]["features_file"]})
+    _paired_vs_baseline(rows, EvalConfig(metrics={"bootstrap": 30}))
+    assert [r["paired_baseline"] for r in rows] == ["full"] * 3 and "fvd_diff" not in rows[0]
+    worse = rows[2]
+    assert worse["fvd_diff"] == pytest.approx(worse["fvd"] - rows[0]["fvd"])
+    assert 0 < worse["fvd_diff_ci_low"] <= worse["fvd_diff_ci_high"] and worse["fvd_diff_p"] < 0.05

@@ -74,4 +74,7 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
     abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
     assert [a["variant"] for a in abl] == ["full", "temporal attention off"]
     assert all(0 <= a["attr_acc/mean"] <= 1 for a in abl)  # the shapes config scores attributes too
+    # paired differences against the full model need >= 4 prompts: 3 here, so the table says whose
+    # baseline it is and carries no difference (the paired numbers are tested in tests/test_eval_paired.py)
+    assert [a["paired_baseline"] for a in abl] == ["full", "full"] and "fvd_diff" not in abl[1]
     assert "plots/ablations.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
