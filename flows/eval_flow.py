@@ -176,7 +176,7 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
     tracking.log_params(client, rid, params)
     results = {m: r for m, r in results.items() if m in METRICS}
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
-           "benchmark": cfg.benchmark, "run_id": rid}
+           "benchmark": cfg.benchmark, "run_id": rid, "ablation": ckpt.get("ablation")}
     mets = {"clips_per_s": report.clips_per_s, "steady_clips_per_s": report.steady_clips_per_s,
             "first_batch_s": report.first_batch_s, "samples_generated": report.generated,
             "samples_skipped": report.skipped, "actor_deaths": report.actor_deaths}
@@ -332,7 +332,7 @@ def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
         if len(stepped) > 1:
             fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
             tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
-    ablation_rows = [r for r in rows if any(c.ablation for c in cfg.checkpoints)]
+    ablation_rows = [r for r in rows if r.get("ablation")]  # only checkpoints labelled as ablation variants
     if len(ablation_rows) > 1 and cfg.metrics.bootstrap:
         _paired_vs_baseline(ablation_rows, cfg)
     # Fig. 7: each Fréchet metric with its interval, CLIPSIM, and attribute accuracy where it was measured

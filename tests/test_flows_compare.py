@@ -145,3 +145,22 @@ def test_ablation_rows_get_paired_differences_against_full(tmp_path):
     worse = rows[2]
     assert worse["fvd_diff"] == pytest.approx(worse["fvd"] - rows[0]["fvd"])
     assert 0 < worse["fvd_diff_ci_low"] <= worse["fvd_diff_ci_high"] and worse["fvd_diff_p"] < 0.05
+
+
+def test_only_labelled_checkpoints_are_ablation_rows(tmp_path):
+    """One checkpoint labelled as an ablation does not turn the others into ablation rows (issue 18)."""
+    from mlflow.tracking import MlflowClient
+
+    from flows.config import EvalConfig
+    from flows.eval_flow import _summarise
+
+    client = MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db"))
+    exp = client.create_experiment("t", artifact_location=str(tmp_path / "art"))
+    pid = client.create_run(exp).info.run_id
+    cfg = EvalConfig(checkpoints=[{"path": "a", "ablation": "adaptor off"}, {"path": "b"}],
+                     metrics={"bootstrap": 0})
+    rows = [{"checkpoint": "a", "variant": "adaptor off", "ablation": "adaptor off", "step": None, "fvd": 2.0},
+            {"checkpoint": "b", "variant": "b", "ablation": None, "step": None, "fvd": 3.0}]
+    _summarise(client, pid, cfg, rows)
+    abl = json.loads(Path(client.download_artifacts(pid, "ablations.json", str(tmp_path / "d"))).read_text())
+    assert [a["variant"] for a in abl] == ["adaptor off"]
