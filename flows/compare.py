@@ -14,17 +14,24 @@ COLUMNS = ["fvd", "fvd_ci_low", "fvd_ci_high", "fid", "fid_ci_low", "fid_ci_high
            "clips_per_s"]
 
 
-def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_dir: str | Path | None = None,
-            benchmarks: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation), by step."""
+def _finished_checkpoint_runs(uri: str, experiment: str) -> pd.DataFrame | None:
+    """The experiment's finished runs of a checkpoint (child runs), newest first; None when there are none."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.tracking_uri(uri))
+    mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"])
     if runs.empty or "tags.checkpoint_id" not in runs:
+        return None
+    return runs[runs["tags.checkpoint_id"].notna()]
+
+
+def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_dir: str | Path | None = None,
+            benchmarks: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation), by step."""
+    runs = _finished_checkpoint_runs(tracking.tracking_uri(uri), experiment)
+    if runs is None:
         return {}
-    runs = runs[runs["tags.checkpoint_id"].notna()]
     out = {}
     for bench, df in runs.groupby("tags.benchmark"):
         if benchmarks and bench not in benchmarks:
@@ -145,19 +152,15 @@ def paired_differences(uri: str | None = None, experiment: str = "magicvideo-eva
     """
     import tempfile
 
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from evaluation.paired import paired_frechet_difference, paired_mean_difference
 
     uri = tracking.tracking_uri(uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    runs = mlflow.search_runs(experiment_names=[experiment], filter_string="attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"])
-    if runs.empty or "tags.checkpoint_id" not in runs:
+    runs = _finished_checkpoint_runs(uri, experiment)
+    if runs is None:
         return {}
-    runs = runs[runs["tags.checkpoint_id"].notna()]
+    client = MlflowClient(uri)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for bench, df in runs.groupby("tags.benchmark"):
