@@ -12,8 +12,13 @@ variant                   change                                         paper
 ``no_adaptor``            ``model.use_adaptor: false``                   w/o adaptor (eq. 1)
 ``bidirectional``         ``model.temporal_attention: bidirectional``    bidirectional T-Attn
 ``no_temporal``           ``model.temporal_attention: none``             w/o T-Attn (eq. 4)
-``no_pretraining``        ``stages.pretrain.steps: 0``                   w/o unsupervised pre-train
+``no_pretraining``        ``stages.pretrain.steps: 0``, its steps added  w/o unsupervised pre-train
+                          to ``stages.finetune.steps``
 ========================  =============================================  ==========================
+
+Every variant gets the same key-frame budget: the same number of optimisation steps on the same
+clips (:func:`keyframe_budget`). The variant without pre-training spends the pre-training steps on
+text-conditioned fine-tuning, so that it is not also a variant with half the training.
 
 A variant trains its ``pretrain`` and ``finetune`` stages in ``BASE/ablations/<variant>``, whose
 ``data``, ``t2i`` and upstream ``runs/<stage>`` are relative symbolic links into BASE; its
@@ -30,13 +35,31 @@ from typing import Any, Callable
 from magicvideo.configs import apply_overrides
 from magicvideo.training.shapes import STAGES, ShapesChain, ShapesRecipe, load_shapes_recipe
 
-#: variant -> dotted recipe overrides (``full`` is the base chain itself)
-VARIANTS: dict[str, dict[str, Any]] = {
+def _stage_value(recipe: ShapesRecipe, stage: str, key: str) -> int:
+    """A stage's `key` (steps, batch_size) as its training config will have it: the recipe's, else
+    the training config's default."""
+    from magicvideo.training.config import TrainConfig
+
+    return int(getattr(recipe.stages, stage).get(key, TrainConfig.model_fields[key].default))
+
+
+def _no_pretraining(recipe: ShapesRecipe) -> dict[str, Any]:
+    pre, fin = (_stage_value(recipe, s, "batch_size") for s in OWN)
+    if pre != fin:
+        raise ValueError(f"no_pretraining moves the pre-training steps to fine-tuning, which needs equal batch sizes "
+                         f"(stages.pretrain.batch_size {pre}, stages.finetune.batch_size {fin})")  # fmt: skip
+    return {"stages.pretrain.steps": 0,
+            "stages.finetune.steps": sum(_stage_value(recipe, s, "steps") for s in OWN)}  # fmt: skip
+
+
+#: variant -> dotted recipe overrides, or a function of the base recipe giving them (``full`` is the
+#: base chain itself)
+VARIANTS: dict[str, dict[str, Any] | Callable[[ShapesRecipe], dict[str, Any]]] = {
     "full": {},
     "no_adaptor": {"model.use_adaptor": False},
     "bidirectional": {"model.temporal_attention": "bidirectional"},
     "no_temporal": {"model.temporal_attention": "none"},
-    "no_pretraining": {"stages.pretrain.steps": 0},
+    "no_pretraining": _no_pretraining,
 }
 #: the labels of the paper's Fig. 7 (the eval flow's ``ablation`` label of each checkpoint)
 LABELS = {
@@ -70,12 +93,20 @@ def _check_variant(variant: str) -> None:
 def variant_recipe(recipe: str | Path | ShapesRecipe, variant: str, seed: int | None = None) -> ShapesRecipe:
     """The recipe with the variant's overrides (and `seed`, when given)."""
     _check_variant(variant)
-    if isinstance(recipe, ShapesRecipe):
-        data = apply_overrides(recipe.model_dump(mode="json"), VARIANTS[variant], source=f"ablation variant {variant}")
-        out = ShapesRecipe.model_validate(data)
-    else:
-        out = load_shapes_recipe(recipe, VARIANTS[variant])
+    base = recipe if isinstance(recipe, ShapesRecipe) else load_shapes_recipe(recipe)
+    overrides = VARIANTS[variant]
+    if callable(overrides):
+        overrides = overrides(base)
+    data = apply_overrides(base.model_dump(mode="json"), overrides, source=f"ablation variant {variant}")
+    out = ShapesRecipe.model_validate(data)
     return out if seed is None else out.model_copy(update={"seed": seed})
+
+
+def keyframe_budget(recipe: ShapesRecipe) -> dict[str, int]:
+    """The key-frame model's training budget in a recipe: optimisation steps and clips seen, over
+    its own stages (pre-training and fine-tuning)."""
+    steps = {s: _stage_value(recipe, s, "steps") for s in OWN}
+    return {"steps": sum(steps.values()), "clips": sum(n * _stage_value(recipe, s, "batch_size") for s, n in steps.items())}
 
 
 def link_shared(base: str | Path, out: str | Path) -> None:
