@@ -15,7 +15,6 @@ It also runs on a CPU at ``--model tiny --device cpu`` (a smoke run, not a measu
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 
@@ -56,12 +55,13 @@ def main(argv=None) -> int:
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
-    base = build_pipeline(load_model_config(a.model), weights="random", seed=0).to(a.device, dtype)
-    base.set_progress_bar_config(disable=True)
     rows = []
     ref = None
     for mode in (None, *MODES):
-        pipe = base if mode is None else copy.deepcopy(base)
+        # a fresh pipeline per mode (the same seeded random weights), so that the peak memory is this
+        # mode's alone
+        pipe = build_pipeline(load_model_config(a.model), weights="random", seed=0).to(a.device, dtype)
+        pipe.set_progress_bar_config(disable=True)
         info = quantize_pipeline(pipe, mode) or {}
         sec, peak, lat = run(pipe, a.batch, a.steps, a.device)
         if ref is None:
@@ -70,10 +70,9 @@ def main(argv=None) -> int:
         rows.append({"mode": mode or str(dtype).replace("torch.", ""), "unet_gib": unet_bytes(pipe.unet) / 2**30,
                      "quantized_layers": info.get("layers", 0), "peak_gib": peak, "s_per_clip": sec,
                      "latent_rel_rms_vs_base": rel})  # fmt: skip
-        if mode is not None:
-            del pipe
-            if a.device == "cuda":
-                torch.cuda.empty_cache()
+        del pipe
+        if a.device == "cuda":
+            torch.cuda.empty_cache()
     name = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
     print(f"{a.model}, 16 frames, {a.steps} DDIM steps + CFG, batch {a.batch}, {name}")
     print(f"{'mode':<18} {'U-Net GiB':>9} {'layers':>6} {'peak GiB':>9} {'s/clip':>8} {'x base':>7} {'rel RMS':>8}")

@@ -6,7 +6,7 @@ flow that scales with prompts -- ``flows.generation.generate`` over a Ray actor 
 pipeline on the GPU (bounded in-flight batches, atomic content-addressed writes) -- against the
 same ``GenerationWorker`` called in a loop in this process, same items, seeds, batch and sampler.
 The flow's remaining fixed costs (Prefect's embedded server, MLflow) are measured on the CPU
-(``python -m flows.bench_overhead``; BENCHMARKS.md) and added by ``--flow-fixed-s`` to the
+(``python benchmarks/bench_overhead.py``; BENCHMARKS.md) and added by ``--flow-fixed-s`` to the
 projection.
 
     python benchmarks/overhead_ray.py --model sd15 --prompts 48 --steps 25 --batch-size 8 --out /tmp/ovh

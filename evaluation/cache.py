@@ -13,10 +13,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
+
+from magicvideo.fileio import atomic_path, atomic_write_text
 
 from .stats import FeatureStats
 
@@ -65,15 +66,9 @@ class ReferenceStatsCache:
         self.root.mkdir(parents=True, exist_ok=True)
         summary = {"key": key, "digest": key_digest(key), "num_samples": stats.n,
                    "num_features": stats.num_features, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        for path, write in ((npz, stats.save), (meta, lambda p: Path(p).write_text(json.dumps(summary, indent=2)))):
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.root)
-            os.close(fd)
-            try:
-                write(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        with atomic_path(npz) as tmp:
+            stats.save(tmp)
+        atomic_write_text(meta, json.dumps(summary, indent=2))
         return npz
 
     def get_or_compute(self, key: dict, compute: Callable[[], FeatureStats]) -> tuple[FeatureStats, bool]:

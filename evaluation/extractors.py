@@ -332,10 +332,13 @@ class InceptionExtractor(_Preprocessing):
 
 class ShapesI3DExtractor:
     """FVD features of the shapes domain: the pooled features of this project's ``ShapesI3D``
-    classifier (``magicvideo.training.classifier``; I3D at width 0.25 with attribute heads).
+    classifier (``magicvideo.models.classifier``; I3D at width 0.25 with attribute heads).
 
     Clips go through the classifier's own ``prepare`` (its first ``num_frames`` frames, shorter side
-    to its ``sample_size`` + centre crop, [-1, 1]): the input it was trained on. Numbers are only
+    to its ``sample_size`` + centre crop, [-1, 1]): the input it was trained on. A classifier with
+    ``config.fps`` expects clips at that rate (the shapes benchmark protocol's ``fps: 8`` reads the
+    reference clips so; generated clips are at the sampler's 8 fps); ``input: rgb_diff`` adds its
+    frame differences inside the network. Numbers are only
     comparable between runs with the same classifier (the weights hash is in ``identity()``), never
     with Kinetics-I3D FVDs.
 
@@ -352,7 +355,7 @@ class ShapesI3DExtractor:
 
     def __init__(self, weights_path=None, device="cpu", precision="fp32", model=None,
                  spec: weights.WeightsSpec = weights.SHAPES_CLASSIFIER):
-        from magicvideo.training.classifier import ShapesI3D
+        from magicvideo.models.classifier import ShapesI3D
 
         self.device, self.precision = torch.device(device), precision
         model, self.weights_sha256 = _model_and_hash(model, weights_path, spec, ShapesI3D.from_pretrained, directory=True)
@@ -362,9 +365,13 @@ class ShapesI3DExtractor:
 
     def identity(self) -> dict:
         c = self.model.config
+        # input rgb / fps null (the committed classifier of 2026-11-23) keep their original string
+        extra = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}"
+                        for k, v in (("input", c.get("input", "rgb")), ("fps", c.get("fps")))
+                        if v is not None and v != "rgb")  # fmt: skip
         return {"extractor": self.name, "weights_sha256": self.weights_sha256,
                 "input": f"ShapesI3D.prepare: first {c.num_frames} frames, short side {c.sample_size} + centre crop, "
-                         "[-1,1]", "features": f"pooled Mixed_5c {self.num_features}"}
+                         f"[-1,1]{extra}", "features": f"pooled Mixed_5c {self.num_features}"}
 
     def _input(self, videos) -> torch.Tensor:
         videos = preprocess.as_videos(videos)

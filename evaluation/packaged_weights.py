@@ -23,7 +23,6 @@ import collections
 import os
 import pickle
 import re
-import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from torch import nn
 from evaluation.i3d import InceptionI3d
 from evaluation.inception import InceptionV3FID
 from evaluation.weights import MissingWeightsError, file_sha256
+from magicvideo.fileio import atomic_path
 
 KINETICS400_I3D_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
 FID_INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -573,32 +573,15 @@ def _read_cache(file: Path, expected_keys: set[str]) -> tuple[dict[str, torch.Te
     return (state, meta) if set(state) == expected_keys else None
 
 
-def _umask() -> int:
-    """The process umask, read without setting it (``os.umask`` would change it for other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
 def _write_cache(file: Path, state: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
     """Write ``state`` to ``file`` atomically (temporary file in the same folder, then ``os.replace``).
 
     The cache only saves time: a folder that cannot be written gives a warning, not an error.
     """
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        save_file(state, str(tmp), metadata=meta)
-        os.chmod(tmp, 0o666 & ~_umask())  # safetensors writes 0600; a shared cache should stay readable
-        os.replace(tmp, file)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if not isinstance(e, OSError):
-            raise
+        with atomic_path(file, suffix=".tmp") as tmp:  # the user's umask: a shared cache stays readable
+            save_file(state, str(tmp), metadata=meta)
+    except OSError as e:
         warnings.warn(f"weights cache {file} not written ({e}); set {CACHE_ENV} to a writable folder", stacklevel=3)
 
 

@@ -13,21 +13,33 @@ import json
 from magicvideo.configs import apply_overrides
 
 
+def _benchmarks() -> str:
+    from magicvideo.configs import CONFIG_ROOT
+
+    return ", ".join(sorted(p.stem for p in (CONFIG_ROOT / "benchmarks").glob("*.yaml"))) or "none"
+
+
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate checkpoints on a benchmark (Prefect flow, Ray, MLflow)")
-    p.add_argument("benchmark", help="configs/benchmarks/<name>.yaml or a YAML path")
+    from magicvideo.validate import non_negative_float, non_negative_int, positive_int
+
+    p = sub.add_parser("eval", help="evaluate checkpoints on a benchmark (Prefect flow, Ray, MLflow)",
+                       description="Evaluate checkpoints on a benchmark. Everything that can be checked without "
+                                   "services (config names, dataset folder, prompt files, checkpoint folders) is "
+                                   "checked first.")
+    p.add_argument("benchmark", help=f"configs/benchmarks/<name>.yaml or a YAML path; available: {_benchmarks()}")
     p.add_argument("--checkpoint", action="append",
                    help="saved pipeline folder (repeatable); default: the config's checkpoints, and on the shapes "
                         "benchmark the committed checkpoints/shapes/pipeline")
     p.add_argument("--config", help="configs/eval/<name>.yaml (default: the benchmark's name, if present)")
-    p.add_argument("--root", help="benchmark dataset folder")
-    p.add_argument("--samples-per-prompt", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--limit", type=int, help="first N prompts (smoke run)")
-    p.add_argument("--steps", type=int, help="denoising steps")
-    p.add_argument("--guidance-scale", type=float)
-    p.add_argument("--scheduler")
-    p.add_argument("--output-root")
+    p.add_argument("--root", help="benchmark dataset folder (default: the benchmark config's root or its env var)")
+    p.add_argument("--samples-per-prompt", type=positive_int, help="clips per prompt (default: the config's, 1)")
+    p.add_argument("--seed", type=non_negative_int, help="run seed (default: the config's, 0)")
+    p.add_argument("--limit", type=positive_int, help="first N prompts (smoke run)")
+    p.add_argument("--steps", type=positive_int, help="denoising steps (default: the config's, 25)")
+    p.add_argument("--guidance-scale", type=non_negative_float,
+                   help="classifier-free guidance scale, 1 = off (default: the config's, 7.5)")
+    p.add_argument("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc (default: the config's, ddim)")
+    p.add_argument("--output-root", help="samples, features, statistics (default: the config's, outputs/eval)")
     p.add_argument("--ray-address", help="'auto' or ray://host:10001 (default: a local Ray)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
@@ -62,25 +74,46 @@ def parse_sets(items: list[str], into: dict | None = None) -> dict:
 
 
 def run_eval(args) -> int:
-    import os
-
-    # Offline machines: Prefect's temporary server would log a failed telemetry call every run.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.config import eval_config
-    from flows.services import starting_services
+    from flows.validate import validate_eval
 
     params = dict(benchmark=args.benchmark, checkpoints=args.checkpoint, config=args.config,
                   samples_per_prompt=args.samples_per_prompt, seed=args.seed, limit=args.limit,
                   output_root=args.output_root, ray_address=args.ray_address, overrides=_overrides(args))
-    cfg = eval_config(**params)  # a bad config or a missing checkpoint fails here, before anything starts
-    with starting_services(args.ray_address, warm=cfg) as services:
-        from flows.eval_flow import eval_flow  # its imports (Prefect, torch, MLflow) while the services start
+    # every mistake that can be found without services fails here, in one line, before anything starts
+    cfg = validate_eval(params)
+    import logging
+
+    from flows import reaper
+    from flows.tracking import tracking_uri
+    from magicvideo.cli import configure_logging, interrupt_on_sigterm, log_path
+
+    log = logging.getLogger("flows.cli")
+    # SIGTERM unwinds like Ctrl-C: the flow marks its runs FAILED, the actors, Ray and the server stop
+    interrupt_on_sigterm()
+    stale = reaper.stale_runs()  # runs killed earlier: settled once the services are up
+    record = reaper.RunRecord(tracking_uri=tracking_uri(cfg.tracking.uri), experiment=cfg.tracking.experiment,
+                              output_root=cfg.output_root, log=str(log_path() or "")).start()
     try:
-        with services.prefect():
-            rows = eval_flow(**params)
+        import prefect  # noqa: F401 - configures logging at import: route it again (tracebacks to the log file)
+
+        configure_logging()
+        from flows.services import starting_services
+
+        with starting_services(args.ray_address, warm=cfg) as services:
+            from flows.eval_flow import eval_flow  # its imports (Prefect, torch, MLflow) while the services start
+        try:
+            with services.prefect():
+                for info in stale:
+                    reaper.settle(info, log)
+                hooks = [record.flow_hook, lambda *_: interrupt_on_sigterm()]  # Prefect's own SIGTERM handler off
+                rows = eval_flow.with_options(on_running=hooks)(**params)
+        finally:
+            services.stop_ray()
     finally:
-        services.stop_ray()
+        record.finish()
     _print_rows(rows)
+    if rows:  # the last lines: the MLflow run, how to open it, the output folder (issue 19.4)
+        print(rows[0]["where"])
     return 0
 
 
@@ -111,16 +144,18 @@ def _print_rows(rows) -> None:
 
 
 def add_compare(sub) -> None:
+    from magicvideo.validate import positive_int
+
     p = sub.add_parser("compare", help="checkpoint x metric tables from MLflow, metric-vs-step plots")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--experiment", default="magicvideo-eval")
-    p.add_argument("--benchmark", action="append", help="only these benchmarks")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    p.add_argument("--experiment", default="magicvideo-eval", help="MLflow experiment of the eval runs")
+    p.add_argument("--benchmark", action="append", help=f"only these benchmarks (repeatable; known: {_benchmarks()})")
     p.add_argument("--plots", default="compare_plots", help="folder for <benchmark>_<metric>.png")
     p.add_argument("--baseline", metavar="LABEL",
                    help="checkpoint the others are compared with, paired over prompts "
                         "(default: the first, lowest step)")
-    p.add_argument("--replicates", type=int, default=200, help="bootstrap replicates of each paired difference")
-    p.add_argument("--permutations", type=int, default=199,
+    p.add_argument("--replicates", type=positive_int, default=200, help="bootstrap replicates of each paired difference")
+    p.add_argument("--permutations", type=positive_int, default=199,
                    help="swaps of the paired permutation test (p-values down to 1/(N+1))")
     p.add_argument("--no-paired", action="store_true", help="only the tables, no paired differences")
     p.set_defaults(func=run_compare)
@@ -173,8 +208,8 @@ def _print_paired(args) -> None:
 
 def add_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="evaluate every new checkpoint of a folder (what the nightly deployment runs)")
-    p.add_argument("watch_dir")
-    p.add_argument("--benchmark", action="append")
-    p.add_argument("--config")
+    p.add_argument("watch_dir", help="folder searched for saved pipeline folders (4 levels down)")
+    p.add_argument("--benchmark", action="append", help=f"benchmark to run (repeatable; default shapes; known: {_benchmarks()})")
+    p.add_argument("--config", help="configs/eval/<name>.yaml (default: the benchmark's name, if present)")
     p.set_defaults(func=lambda a: print(__import__("flows.eval_flow", fromlist=["x"]).sweep_flow(
         watch_dir=a.watch_dir, benchmarks=a.benchmark, config=a.config)) or 0)

@@ -47,11 +47,14 @@ def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_di
                 table[c] = df[f"metrics.{c}"]
         table = table.sort_values(["step", "checkpoint"], na_position="last").reset_index(drop=True)
         out[bench] = table
-        if plot_dir is not None:
+        # a metric-vs-step plot needs two checkpoints with a known step (a folder with no step, such as
+        # the committed shapes pipeline, has none: the table shows it, a plot would be empty)
+        stepped = table[table["step"].notna()]
+        if plot_dir is not None and len(stepped) > 1:
             Path(plot_dir).mkdir(parents=True, exist_ok=True)
-            rows = table.to_dict("records")
+            rows = stepped.to_dict("records")
             for m in ("fvd", "fid", "clipsim"):
-                if m in table and table[m].notna().any():
+                if m in stepped and stepped[m].notna().sum() > 1:
                     fig = plots.metric_vs_step(rows, m, f"{bench}: {m.upper()} vs training step")
                     fig.savefig(Path(plot_dir) / f"{bench}_{m}.png", dpi=100, bbox_inches="tight")
                     plots.plt.close(fig)

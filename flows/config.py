@@ -33,6 +33,8 @@ class SamplerSettings(StrictModel):
     fps: float = 8.0                      # nu of the FPS conditioning (eq. 5)
     negative_prompt: str = ""
     eta: float = 0.0
+    quantize: Literal["int8_weight_only", "int8_dynamic"] | None = None  # the U-Net's linear layers through torchao
+                                          # (magicvideo.quantize); in the address only when set
 
 
 class RaySettings(StrictModel):
@@ -45,6 +47,8 @@ class RaySettings(StrictModel):
     batch_size: int = Field(4, ge=1)      # clips per actor call (one pipeline call)
     max_in_flight_per_actor: int = Field(2, ge=1)  # queued calls per actor: bounds memory, hides latency
     max_restarts: int = Field(1, ge=0)    # Ray restarts of a dead actor (it reloads its pipeline)
+    scheduling: Literal["SPREAD", "DEFAULT"] = "SPREAD"  # actor placement: SPREAD puts one per node first
+    restart_timeout_s: float = Field(600, gt=0)  # how long a queue with no live actor waits for a restarting one
     tf32: bool = False                    # TF32 in generation (GPU, fp32 pipelines): ~3.7x faster for sd15, but
                                           # a sample then depends on its batch size and neighbours; off: to within
                                           # 1 uint8 level (flows.generation._numerics)
@@ -155,6 +159,51 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[key] = str(v)
     return out
+
+
+def config_from_params(params: dict[str, str]) -> EvalConfig:
+    """The `EvalConfig` whose :func:`flatten` an MLflow run logged as params (the eval flow's parent
+    run logs the whole resolved config): a run is re-run from its params alone. Values are read back
+    as ``str()`` wrote them: a string field's as it is (``None`` where the field allows it), any
+    other as a Python literal (numbers, booleans, lists, dicts; also the values inside a free-form
+    ``dict`` field such as ``metrics.fvd.options``). Params that are not config keys are ignored."""
+    import ast
+
+    nested: dict = {}
+    for key, raw in params.items():
+        if key.split(".", 1)[0] not in EvalConfig.model_fields:
+            continue
+        value: object = None if raw == "None" else raw
+        if value is not None and not _is_string_field(key.split(".")):
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                pass
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return validate_config(nested, EvalConfig, source="logged params")
+
+
+def _is_string_field(path: list[str]) -> bool:
+    """Whether the config key at ``path`` is declared ``str`` (or ``str | None``, or a ``Literal`` of
+    strings), following nested sections."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: type = EvalConfig
+    for i, part in enumerate(path):
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return False  # inside a free-form dict
+        args = [a for a in (typing.get_args(field.annotation) or (field.annotation,)) if a is not type(None)]
+        if i == len(path) - 1:
+            return all(a is str or typing.get_origin(a) is typing.Literal for a in args)
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), dict)
+    return False
 
 
 # ------------------------------------------------------------------- a flow run's resolved config

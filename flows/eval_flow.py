@@ -12,7 +12,6 @@ its checkpoints carry ``ablation`` labels.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,13 +19,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import generation, metrics as fm, plots, tracking
+from flows import generation, metrics as fm, plots, run_records, tracking
 from flows.config import CheckpointSpec, EvalConfig, checkpoint_path, eval_config, flatten, resolve_config
 from flows.ray_cluster import ensure_ray
 from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
                          sample_path)
 
-METRICS = ("fvd", "fid")
+METRICS = run_records.METRICS
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -77,7 +76,7 @@ def reference_stats_task(bench, cfg: EvalConfig, metric: str):
 @task(name="generate", cache_policy=NO_CACHE)
 def generate_task(actors, ckpt: dict, records, cfg: EvalConfig):
     log = _logger()
-    sampler = cfg.sampler.model_dump()
+    sampler = cfg.sampler.model_dump(exclude_none=True)  # unset options stay out of the address
     items = plan_samples(records, ckpt["id"], sampler, cfg.samples_per_prompt, cfg.seed)
     artifact_id = None
     try:
@@ -99,11 +98,13 @@ def generate_task(actors, ckpt: dict, records, cfg: EvalConfig):
 
     report = generation.generate(
         actors, ckpt["path"], items, sampler, cfg.output_root, batch_size=cfg.ray.batch_size,
-        max_in_flight_per_actor=cfg.ray.max_in_flight_per_actor, max_restarts=cfg.ray.max_restarts, progress=progress)
+        max_in_flight_per_actor=cfg.ray.max_in_flight_per_actor, max_restarts=cfg.ray.max_restarts, progress=progress,
+        restart_timeout_s=cfg.ray.restart_timeout_s)
     if artifact_id is not None:
         update_progress_artifact(artifact_id, 100.0)
-    log.info("%s: %d samples, %d already done, %d generated in %.1f s (%.2f clips/s), %d actor deaths, %d batches redone",
-             ckpt["label"], report.total, report.skipped, report.generated, report.seconds, report.clips_per_s,
+    rate = f"{report.clips_per_s:.2f} clips/s" if report.generated else run_records.CACHED
+    log.info("%s: %d samples, %d already done, %d generated in %.1f s (%s), %d actor deaths, %d batches redone",
+             ckpt["label"], report.total, report.skipped, report.generated, report.seconds, rate,
              report.actor_deaths, report.redone_batches)
     missing = [it.address for it in items if not sample_path(cfg.output_root, it.address).exists()]
     if missing:
@@ -155,80 +156,26 @@ def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes:
 
 @task(name="track", cache_policy=NO_CACHE)
 def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig, items, report, results: dict,
-               timings: dict, refs: dict) -> dict:
-    """One nested MLflow run (checkpoint x benchmark [x ablation]); returns the summary row."""
-    tags = {tracking.PARENT_TAG: parent_id, "benchmark": cfg.benchmark, "checkpoint": ckpt["path"],
-            "checkpoint_id": ckpt["id"], "checkpoint_label": ckpt["label"], "step_known": str(ckpt["step"] is not None).lower(),
-            "prefect_flow_run_id": str(_flow_run_id()), "mlflow.runName": f"{ckpt['label']} / {cfg.benchmark}"}
-    if ckpt.get("ablation"):
-        tags["ablation"] = ckpt["ablation"]
-    run = client.create_run(exp_id, tags=tags)
-    rid = run.info.run_id
-    step = ckpt["step"] or 0
-    params = flatten(cfg.model_dump(exclude={"checkpoints"}))
-    params.update({"checkpoint.path": ckpt["path"], "checkpoint.id": ckpt["id"], "checkpoint.step": str(ckpt["step"]),
-                   "num_prompts": str(len({it.prompt_id for it in items})), "num_samples": str(len(items))})
-    for m, r in refs.items():
-        params[f"{m}.extractor_identity"] = json.dumps(r["extractor"].identity(), sort_keys=True)
-    attrs, clip = results.get("attributes"), results.get("clipsim")
-    if clip is not None:
-        params["clipsim.weights_sha256"] = clip["weights_sha256"]
-    tracking.log_params(client, rid, params)
-    results = {m: r for m, r in results.items() if m in METRICS}
-    row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
-           "benchmark": cfg.benchmark, "run_id": rid, "ablation": ckpt.get("ablation")}
-    mets = {"clips_per_s": report.clips_per_s, "steady_clips_per_s": report.steady_clips_per_s,
-            "first_batch_s": report.first_batch_s, "samples_generated": report.generated,
-            "samples_skipped": report.skipped, "actor_deaths": report.actor_deaths}
-    mets.update({f"time_{k}_s": v for k, v in timings.items()})
-    if attrs is not None:
-        mets.update(attrs["accuracy"].metrics())
-    if clip is not None:
-        mets["clipsim"] = row["clipsim"] = clip["value"]
-    for m, r in results.items():
-        mets[m] = r["value"]
-        row[m] = r["value"]
-        for k in ("ci_low", "ci_high"):
-            if k in r:
-                mets[f"{m}_{k}"] = row[f"{m}_{k}"] = r[k]
-        if "value_debiased" in r:  # the interval's centre: the population distance, bias-corrected
-            mets[f"{m}_debiased"] = r["value_debiased"]
-        if "features_file" in r:  # per-sample features: the ablation table's paired differences
-            row[f"{m}_features_file"] = r["features_file"]
-    tracking.log_metrics(client, rid, mets, step=step)
-    row.update({k: v for k, v in mets.items() if k not in row})
-    results_json = {"benchmark": cfg.benchmark, "checkpoint": ckpt, "step": ckpt["step"], "metrics": mets,
-                    "frechet": {m: {k: v for k, v in r.items() if k != "replicates"} for m, r in results.items()},
-                    "prefect_flow_run_id": str(_flow_run_id())}
-    if attrs is not None:
-        results_json["attributes"] = attrs["accuracy"].as_dict()
-    if clip is not None:
-        results_json["clipsim"] = {k: v for k, v in clip.items() if k != "per_sample"}
-    tracking.log_json(client, rid, results_json, "results.json")
-    per_sample = [{**it.as_dict(), "checkpoint_id": ckpt["id"], "path": str(sample_path(cfg.output_root, it.address)),
-                   **{k: v for k, v in report.records.get(it.address, {}).items() if k in ("generated", "seconds")}}
-                  for it in items]
-    if attrs is not None:
-        for rec, it, pred, ok in zip(per_sample, items, attrs["predicted"], attrs["accuracy"].per_sample):
-            rec.update(requested=attrs["requested"][it.prompt_id], predicted=pred, attr_correct=ok)
-    if clip is not None:
-        for rec, value in zip(per_sample, clip["per_sample"]):
-            rec["clipsim"] = value
-    tracking.log_jsonl(client, rid, per_sample, "samples.jsonl")
+               timings: dict, refs: dict, started: float, provenance: dict) -> dict:
+    """One nested MLflow run (checkpoint x benchmark [x ablation]) spanning the checkpoint's
+    evaluation from ``started`` (``time.time()``); returns the summary row. The records are built by
+    :mod:`flows.run_records`; this only hands them to MLflow."""
+    flow_run_id = _flow_run_id()
+    tags = {**provenance, **run_records.child_tags(ckpt, cfg, parent_id, flow_run_id, report)}
+    rid = client.create_run(exp_id, start_time=int(started * 1000), tags=tags).info.run_id
+    tracking.log_params(client, rid, run_records.child_params(ckpt, cfg, items, refs, results))
+    mets = run_records.child_metrics(report, timings, results)
+    tracking.log_metrics(client, rid, mets, step=ckpt["step"] or 0)
+    tracking.log_json(client, rid, run_records.results_document(ckpt, cfg, mets, results, flow_run_id), "results.json")
+    tracking.log_jsonl(client, rid, run_records.per_sample_records(ckpt, cfg, items, report, results), "samples.jsonl")
     clips = [read_sample(sample_path(cfg.output_root, it.address)) for it in items[: cfg.tracking.grid_samples]]
     tracking.log_grid(client, rid, clips, fps=cfg.sampler.fps)
-    for m, r in results.items():
+    for m, r in run_records.frechet_results(results).items():
         if r.get("replicates"):
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(4, 3))
-            ax.hist(r["replicates"], bins=20)
-            ax.axvline(r["value"], color="k")
-            ax.set_xlabel(f"{m.upper()} bootstrap replicates")
-            tracking.log_figure(client, rid, fig, f"bootstrap_{m}.png")
-            plt.close(fig)
-    client.set_terminated(rid, "FINISHED")
-    return row
+            tracking.log_figure(client, rid, plots.bootstrap_histogram(r["replicates"], r["value"], m),
+                                f"bootstrap_{m}.png")
+    client.set_terminated(rid, "FINISHED", end_time=int(time.time() * 1000))
+    return run_records.summary_row(ckpt, cfg, rid, mets, results)
 
 
 # ------------------------------------------------------------------------------------------ flows
@@ -264,7 +211,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     actors = generation.take_actors(cfg.ray)
     try:
         for a in actors:
-            a.load.remote(first, cfg.sampler.scheduler)  # a failed warm-up shows again on the first batch
+            a.load.remote(first, cfg.sampler.scheduler, cfg.sampler.quantize)  # a failed warm-up shows again on the first batch
         return _evaluate(cfg, actors)
     finally:
         import ray
@@ -279,14 +226,20 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
     ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
     client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))
     exp_id = tracking.experiment_id(client, cfg.tracking.experiment)
-    parent = client.create_run(exp_id, tags={"prefect_flow_run_id": str(_flow_run_id()), "benchmark": cfg.benchmark,
-                                             "mlflow.runName": f"eval {cfg.benchmark}", "kind": "eval"})
+    provenance = run_records.provenance(fm.resolve_device(cfg.metrics.device))
+    parent = client.create_run(exp_id, tags={**provenance, "prefect_flow_run_id": str(_flow_run_id()),
+                                             "benchmark": cfg.benchmark, "mlflow.runName": f"eval {cfg.benchmark}",
+                                             "kind": "eval"})
     pid = parent.info.run_id
     tracking.log_params(client, pid, flatten(cfg.model_dump()))
     status = "FAILED"
     try:
         t0 = time.perf_counter()
         bench, records = manifest_task(cfg)
+        from flows.validate import count_long_prompts  # issue 19.3: warned once, counted in MLflow
+
+        tracking.log_metrics(client, pid, {"prompts_truncated": count_long_prompts(
+            [c["path"] for c in ckpts], [r.prompt for r in records], _logger())}, step=0)
         attributes = None
         if cfg.metrics.attributes is not None:  # fail before any generation: labels, classifier weights
             attributes = {"requested": fm.requested_attributes(records, bench.name),
@@ -303,19 +256,25 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
         refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
         rows = []
         for ckpt in ckpts:
-            t0 = time.perf_counter()
+            started, t0 = time.time(), time.perf_counter()
             items, report = generate_task(actors, ckpt, records, cfg)
             t1 = time.perf_counter()
+            if "generation_device" not in provenance:  # the actors are up now
+                provenance["generation_device"] = run_records.devices_tag(generation.actor_devices(actors))
+                client.set_tag(pid, "generation_device", provenance["generation_device"])
             feats = features_task(items, refs, cfg)
             t2 = time.perf_counter()
             results = metrics_task(feats, refs, cfg, items, attributes, clipsim)
             t3 = time.perf_counter()
             timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t2 - t1, "metrics": t3 - t2}
             timings.update({f"reference_{m}": r["seconds"] for m, r in refs.items()})
-            rows.append(track_task(client, pid, exp_id, ckpt, cfg, items, report, results, timings, refs))
+            rows.append(track_task(client, pid, exp_id, ckpt, cfg, items, report, results, timings, refs, started,
+                                   provenance))
         _summarise(client, pid, cfg, rows)
         status = "FINISHED"
-        return rows
+        where = tracking.where_to_look(client, exp_id, pid, cfg.output_root)
+        _logger().info(where)
+        return [{**r, "parent_run_id": pid, "where": where} for r in rows]
     finally:
         client.set_terminated(pid, status)
 

@@ -22,16 +22,10 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import ray
 
-from flows.store import SampleItem, sample_path, write_sample
-
-#: Test hook (chaos): path of a file; the first actor that starts a batch while the file exists
-#: and whose completed-batch count reaches the number in it removes the file and SIGKILLs itself.
-CHAOS_ENV = "MAGICVIDEO_CHAOS_KILL_ONCE"
-
+from flows.store import SampleItem, claimed_batches, sample_path, write_sample
 
 class GenerationWorker:
     """Holds one loaded ``MagicVideoPipeline``; generates batches of ``SampleItem``s.
@@ -46,51 +40,46 @@ class GenerationWorker:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tf32 = tf32  # ray.tf32: see _numerics
         self.checkpoint: str | None = None
+        self.quantize: str | None = None
         self.scheduler: str | None = None
         self.pipe = None
         self.batches_done = 0
 
     def info(self) -> dict:
-        return {"pid": os.getpid(), "device": self.device, "checkpoint": self.checkpoint}
+        return {"pid": os.getpid(), "node": _node_id(), "device": self.device, "checkpoint": self.checkpoint}
 
     def ready(self) -> bool:
         return True
 
-    def load(self, checkpoint: str, scheduler: str) -> dict:
-        """Load ``checkpoint`` unless it is the one already held."""
-        if self.checkpoint != checkpoint or self.pipe is None:
+    def device_name(self) -> str:
+        from flows.run_records import device_name
+
+        return device_name(self.device)
+
+    def load(self, checkpoint: str, scheduler: str, quantize: str | None = None) -> dict:
+        """Load ``checkpoint`` (its U-Net quantized when `quantize` names a mode of
+        :mod:`magicvideo.quantize`) unless it is the one already held."""
+        if (self.checkpoint, self.quantize) != (checkpoint, quantize) or self.pipe is None:
             from magicvideo.pipeline import MagicVideoPipeline
+            from magicvideo.quantize import quantize_pipeline
 
             self.pipe = MagicVideoPipeline.from_pretrained(checkpoint).to(self.device)
             self.pipe.set_progress_bar_config(disable=True)
-            self.checkpoint, self.scheduler = checkpoint, None
+            quantize_pipeline(self.pipe, quantize)
+            self.checkpoint, self.quantize, self.scheduler = checkpoint, quantize, None
         if self.scheduler != scheduler:
             self.pipe.set_scheduler(scheduler)
             self.scheduler = scheduler
         return self.info()
 
-    def _chaos(self) -> None:
-        marker = os.environ.get(CHAOS_ENV)
-        if not marker or not os.path.exists(marker):
-            return
-        try:
-            after = int(Path(marker).read_text().strip() or 0)
-        except (OSError, ValueError):
-            return
-        if self.batches_done >= after:
-            try:
-                os.remove(marker)  # only one actor wins the race
-            except FileNotFoundError:
-                return
-            os.kill(os.getpid(), 9)
-
     def generate(self, checkpoint: str, items: list[dict], sampler: dict, output_root: str) -> list[dict]:
         """Generate every item of one batch whose sample file does not exist yet; write each atomically."""
-        self.load(checkpoint, sampler["scheduler"])
-        todo = [it for it in items if not sample_path(output_root, it["address"]).exists()]
-        self._chaos()
-        out = []
-        if todo:
+        self.load(checkpoint, sampler["scheduler"], sampler.get("quantize"))
+        out, done, by_address = [], set(), {it["address"]: it for it in items}
+        # each sample claimed while it is generated: a concurrent run on this output root waits for it
+        # instead of computing it twice, and takes it over if this process dies (flows.store.claimed_batches)
+        for claimed in claimed_batches(output_root, list(by_address)):
+            todo = [by_address[a] for a in claimed]
             t0 = time.perf_counter()
             with _numerics(self.tf32):
                 frames = self.pipe(
@@ -102,12 +91,21 @@ class GenerationWorker:
             seconds = (time.perf_counter() - t0) / len(todo)
             for it, clip in zip(todo, frames):
                 write_sample(sample_path(output_root, it["address"]), clip)
-                out.append({"address": it["address"], "generated": True, "seconds": seconds, "pid": os.getpid()})
-        done = {it["address"] for it in todo}
-        out += [{"address": it["address"], "generated": False, "seconds": 0.0, "pid": os.getpid()}
+                out.append({"address": it["address"], "generated": True, "seconds": seconds, "pid": os.getpid(),
+                            "node": _node_id()})
+            done.update(claimed)
+        out += [{"address": it["address"], "generated": False, "seconds": 0.0, "pid": os.getpid(), "node": _node_id()}
                 for it in items if it["address"] not in done]
         self.batches_done += 1
         return out
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside Ray)."""
+    try:
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # a plain process, no worker context
+        return None
 
 
 @contextlib.contextmanager
@@ -149,6 +147,17 @@ class GenerationReport:
         return self.generated / self.seconds if self.seconds > 0 else 0.0
 
 
+def actor_devices(actors: list, timeout_s: float = 30.0) -> list[str]:
+    """The device name of each actor that answers within ``timeout_s`` (provenance in MLflow)."""
+    names = []
+    for a in actors:
+        try:
+            names.append(ray.get(a.device_name.remote(), timeout=timeout_s))
+        except Exception:  # noqa: BLE001 - a dead or stuck actor: its device is not recorded
+            continue
+    return names
+
+
 def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
@@ -162,9 +171,11 @@ def start_actors(settings, gpus: float | None = None) -> list:
         num_gpus=per_gpu, num_cpus=settings.num_cpus_per_actor,
         max_restarts=settings.max_restarts,      # Ray's default for actors is 0 (STACK.md)
         max_task_retries=0,                      # we resubmit a lost batch ourselves (to any live actor)
+        # SPREAD: one actor per node before a second on any (Ray's default packs the first node), so a
+        # cluster's nodes all work and a lost node takes few actors with it
+        scheduling_strategy=settings.scheduling,
     )
-    if os.environ.get(CHAOS_ENV):  # tests: hand the hook to the actor processes
-        options["runtime_env"] = {"env_vars": {CHAOS_ENV: os.environ[CHAOS_ENV]}}
+    # GenerationWorker is looked up when called: the tests' fault injection replaces it (tests/conftest.py)
     cls = ray.remote(GenerationWorker).options(**options)
     return [cls.remote(tf32=settings.tf32) for _ in range(n)]
 
@@ -175,13 +186,14 @@ _prestarted: dict[tuple, list] = {}
 
 
 def _actor_key(settings) -> tuple:
-    # the Ray job too: handles from a Ray session that was shut down since are void
+    # the Ray job too: handles from a Ray session that was shut down since are void; and the worker
+    # class, which the tests' fault injection replaces
     return (ray.get_runtime_context().get_job_id(), settings.address, settings.num_actors,
             settings.num_gpus_per_actor, settings.num_cpus_per_actor, settings.max_restarts, settings.tf32,
-            os.environ.get(CHAOS_ENV))
+            GenerationWorker)
 
 
-def prestart_actors(settings, checkpoint: str, scheduler: str) -> list:
+def prestart_actors(settings, checkpoint: str, scheduler: str, quantize: str | None = None) -> list:
     """Start the actors now and have them load ``checkpoint``, without waiting for either; the next
     :func:`take_actors` with the same settings gets them (Ray must be initialised). Idempotent:
     actors already pre-started with these settings are returned as they are."""
@@ -190,7 +202,7 @@ def prestart_actors(settings, checkpoint: str, scheduler: str) -> list:
         return _prestarted[key]
     actors = start_actors(settings)
     for a in actors:
-        a.load.remote(checkpoint, scheduler)
+        a.load.remote(checkpoint, scheduler, quantize)
     _prestarted[key] = actors
     return actors
 
@@ -209,8 +221,15 @@ def take_actors(settings) -> list:
 
 def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: dict, output_root: str, *,
              batch_size: int, max_in_flight_per_actor: int, max_restarts: int,
-             progress: Callable[[int, int, float], None] | None = None) -> GenerationReport:
-    """Generate every item not yet on disk over ``actors``; resubmit batches lost with a dead actor."""
+             progress: Callable[[int, int, float], None] | None = None,
+             restart_timeout_s: float = 600.0) -> GenerationReport:
+    """Generate every item not yet on disk over ``actors``; resubmit batches lost with a dead actor.
+
+    A dead actor gets no new batch until it answers a ``ready()`` probe: Ray may be restarting it
+    (on another node when its node was lost), or be unable to place it at all (no free capacity).
+    Work sent to it before that would wait with it; the live actors take the queue instead. When
+    no actor is live, the queue waits up to ``restart_timeout_s`` for a restart, then fails (a
+    rerun resumes)."""
     t0 = time.perf_counter()
     todo = [it for it in items if not sample_path(output_root, it.address).exists()]
     report = GenerationReport(total=len(items), skipped=len(items) - len(todo), generated=0, seconds=0.0,
@@ -218,13 +237,24 @@ def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: di
     queue = collections.deque([it.as_dict() for it in todo[i : i + batch_size]] for i in range(0, len(todo), batch_size))
     report.batches = len(queue)
     live = {i: a for i, a in enumerate(actors)}
+    restarting: dict = {}                 # ObjectRef of a ready() probe -> index of a dead actor
     deaths = collections.Counter()        # distinct deaths per actor
     epoch = collections.Counter()         # bumps at each death: calls queued on the dead process fail too
     in_flight: dict = {}                  # ObjectRef -> (actor index, epoch at submission, batch)
     load_of = collections.Counter()
     done = 0
+
+    def died(idx: int, exc: Exception) -> None:
+        epoch[idx] += 1
+        deaths[idx] += 1
+        report.actor_deaths += 1
+        _log_death(idx, exc)
+        live.pop(idx, None)
+        if deaths[idx] <= max_restarts:   # Ray restarts it: probe before sending work
+            restarting[actors[idx].ready.remote()] = idx
+
     while queue or in_flight:
-        if not live:
+        if not live and not restarting:
             raise RuntimeError(f"every generation actor died ({report.actor_deaths} deaths); "
                                f"{done} of {len(todo)} samples written this run (a rerun resumes)")
         for idx in list(live):            # fill each live actor up to the in-flight bound
@@ -233,8 +263,22 @@ def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: di
                 ref = live[idx].generate.remote(checkpoint, batch, sampler, output_root)
                 in_flight[ref] = (idx, epoch[idx], batch)
                 load_of[idx] += 1
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        only_restarts = not in_flight
+        ready, _ = ray.wait(list(in_flight) + list(restarting), num_returns=1,
+                            timeout=restart_timeout_s if only_restarts else None)
+        if not ready:
+            raise RuntimeError(f"no generation actor is live, and none of the {len(restarting)} dead ones "
+                               f"restarted within {restart_timeout_s:.0f} s (is there room for it in the "
+                               f"cluster?); {done} of {len(todo)} samples written this run (a rerun resumes)")
         for ref in ready:
+            if ref in restarting:
+                idx = restarting.pop(ref)
+                try:
+                    ray.get(ref)
+                    live[idx] = actors[idx]
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                    died(idx, exc)
+                continue
             idx, ep, batch = in_flight.pop(ref)
             load_of[idx] -= 1
             try:
@@ -243,12 +287,7 @@ def generate(actors: list, checkpoint: str, items: list[SampleItem], sampler: di
                 queue.appendleft(batch)   # redo it first, on whichever actor is live
                 report.redone_batches += 1
                 if ep == epoch[idx]:      # a new death, not another call lost with the same one
-                    epoch[idx] += 1
-                    deaths[idx] += 1
-                    report.actor_deaths += 1
-                    _log_death(idx, exc)
-                    if deaths[idx] > max_restarts:
-                        live.pop(idx, None)  # Ray will not restart it again
+                    died(idx, exc)
                 continue
             if not report.first_batch_s:
                 report.first_batch_s = time.perf_counter() - t0

@@ -245,18 +245,11 @@ def save_features(output_root: str | Path, items, feats: dict, refs: dict, resul
 
 
 def _write_npz(path: Path, **arrays) -> None:
-    """``np.savez`` to a temporary name in the same folder, then rename (a file under its name is complete)."""
-    import os
-    import tempfile
+    """``np.savez``, atomically (a file under its name is complete)."""
+    from magicvideo.fileio import atomic_open
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_features(path: str | Path) -> dict:

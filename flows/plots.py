@@ -25,6 +25,15 @@ def metric_vs_step(rows: list[dict], metric: str, title: str = ""):
     return fig
 
 
+def bootstrap_histogram(replicates, value: float, metric: str):
+    """The bootstrap replicates of a metric, the point estimate as a vertical line."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.hist(replicates, bins=20)
+    ax.axvline(value, color="k")
+    ax.set_xlabel(f"{metric.upper()} bootstrap replicates")
+    return fig
+
+
 def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"):
     """Grouped bars: one group per metric, one bar per variant, CI whiskers (paper Fig. 7 style)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)

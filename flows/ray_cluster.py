@@ -28,8 +28,11 @@ def ensure_ray(settings) -> bool:
         os.environ.setdefault("RAY_worker_niceness", "0")
     mode = os.environ.get("RAY_AUTH_MODE", "token (Ray's default)")
     _log().info("Ray: %s, auth mode %s", settings.address or "local", mode)
-    ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    local = settings.address is None and not os.environ.get("RAY_ADDRESS")
+    # A local Ray is this run's own: "local" (with no address Ray attaches to any cluster that `ray start`
+    # left on the machine), advertised on 127.0.0.1 (its GCS and raylet addresses)
+    ray.init(address="local" if local else settings.address, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, **({"_node_ip_address": "127.0.0.1"} if local else {}))
     if settings.address is None:
         lowered = lower_priority(_ray_daemons())
         _log().info("Ray's own processes at nice %d: %s", DAEMON_NICENESS, ", ".join(lowered) or "none")

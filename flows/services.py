@@ -29,6 +29,12 @@ class TemporaryPrefectServer:
     it lives in ``prefect.server.api.server``, whose import costs ~3 s of CPU in the calling
     process before the subprocess even starts. This starts the subprocess at once; the flow is
     then run inside :meth:`Services.prefect`, which points Prefect's client at it (``PREFECT_API_URL``).
+
+    It relies on Prefect's private settings (``PREFECT__SERVER_EPHEMERAL``, ``PREFECT__SERVER_FINAL``) as
+    of prefect 3.8.8 (:data:`FAST_PATH_PREFECT`): :func:`fast_server_unavailable` keeps it to that
+    version, and :func:`starting_services` falls back to Prefect's public embedded mode (no
+    ``PREFECT_API_URL``: Prefect starts its own temporary server when the flow runs) when it does not
+    start.
     """
 
     def __init__(self) -> None:
@@ -91,6 +97,29 @@ class TemporaryPrefectServer:
         self.process = None
 
 
+#: The prefect version whose private server settings :class:`TemporaryPrefectServer` was checked with.
+FAST_PATH_PREFECT = "3.8.8"
+#: Set to 0 to always use Prefect's public embedded mode (a few seconds slower to start).
+FAST_PATH_ENV = "MAGICVIDEO_FAST_PREFECT_SERVER"
+
+
+def fast_server_unavailable() -> str | None:
+    """Why the fast temporary server is not used here (None: it is)."""
+    import prefect
+
+    if os.environ.get(FAST_PATH_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return f"${FAST_PATH_ENV} is off"
+    if prefect.__version__ != FAST_PATH_PREFECT:
+        return f"prefect {prefect.__version__} is installed; the fast path was checked with {FAST_PATH_PREFECT}"
+    return None
+
+
+def _log():
+    import logging
+
+    return logging.getLogger("flows.services")
+
+
 def _free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
@@ -150,9 +179,19 @@ def starting_services(ray_address: str | None, warm=None):
     imports); on leaving, it waits until the server answers and MLflow is open. The actors load
     the first checkpoint meanwhile (``flows.generation.prestart_actors``); the flow takes them over.
     """
-    services = Services(None if prefect_server_configured() else TemporaryPrefectServer())
+    server = None
+    if not prefect_server_configured():
+        reason = fast_server_unavailable()
+        if reason is None:
+            server = TemporaryPrefectServer()
+        else:
+            _log().info("Prefect: its own embedded server (%s)", reason)
+    services = Services(server)
     if services.server is not None:
-        services.server.start()
+        try:
+            services.server.start()
+        except Exception as exc:  # noqa: BLE001 - the public embedded mode still works
+            _fall_back(services, exc)
     mlflow_open = None
     if warm is not None:
         mlflow_open = threading.Thread(target=_open_tracking, args=(warm,), name="mlflow-open", daemon=True)
@@ -166,10 +205,14 @@ def starting_services(ray_address: str | None, warm=None):
             services.started_ray = ensure_ray(RaySettings(address=ray_address))
         else:
             services.started_ray = ensure_ray(warm.ray)
-            generation.prestart_actors(warm.ray, checkpoint_path(warm.checkpoints[0]), warm.sampler.scheduler)
+            generation.prestart_actors(warm.ray, checkpoint_path(warm.checkpoints[0]), warm.sampler.scheduler,
+                                       warm.sampler.quantize)
         yield services
         if services.server is not None:
-            services.server.wait()
+            try:
+                services.server.wait()
+            except RuntimeError as exc:  # the private path failed: Prefect's public embedded mode instead
+                _fall_back(services, exc)
     except BaseException:
         services.stop_ray()
         if services.server is not None:
@@ -178,6 +221,13 @@ def starting_services(ray_address: str | None, warm=None):
     finally:
         if mlflow_open is not None:
             mlflow_open.join()
+
+
+def _fall_back(services: Services, exc: BaseException) -> None:
+    _log().warning("the fast start of Prefect's temporary server failed (%s); using Prefect's own embedded "
+                   "server instead", exc)
+    services.server.stop()
+    services.server = None
 
 
 def _open_tracking(cfg) -> None:

@@ -4,7 +4,9 @@ A sample's address is ``sha256(canonical JSON of {checkpoint id, prompt, sample 
 sampler settings})``; its frames live at ``<output_root>/samples/<aa>/<address>.npy`` (uint8
 ``(F, H, W, 3)``, lossless: the metrics see exactly what the pipeline returned), written to a
 temporary name and renamed, so a file under its final name is always complete. A rerun skips
-every address whose file exists.
+every address whose file exists. While a process generates a sample it holds a claim on its address
+(an exclusive ``flock`` on ``<address>.claim``, :func:`claimed_batches`): a concurrent run on the same
+output root waits for that sample instead of computing it again, and takes it over if the holder dies.
 
 A checkpoint is a saved ``MagicVideoPipeline`` folder. Its id is the SHA-256 over its files'
 relative paths and contents (so a retrained folder under the same name is a new checkpoint).
@@ -15,15 +17,19 @@ Its training step, in order: ``CheckpointSpec.step``; ``magicvideo_checkpoint.js
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import tempfile
+import socket
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from magicvideo.fileio import atomic_open
 
 CHECKPOINT_META = "magicvideo_checkpoint.json"
 _STEP_RE = re.compile(r"(?:^|[-_])(?:step|checkpoint|ckpt|iter)?[-_]?(\d+)$")
@@ -33,18 +39,14 @@ def canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def checkpoint_id(path: str | Path) -> str:
-    """SHA-256 over the folder's files (relative path + content), ignoring our metadata file."""
-    root = Path(path)
-    if not (root / "model_index.json").is_file():
-        raise FileNotFoundError(f"{root} is not a saved MagicVideoPipeline folder (no model_index.json)")
-    h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.name != CHECKPOINT_META):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+def checkpoint_id(path: str | Path, stages: tuple[str, ...] = ("keyframes",)) -> str:
+    """The identity of what a checkpoint folder's `stages` read: SHA-256 over the stage names and
+    the files of the components they use (``magicvideo.pipeline.cascade_identity``). Adding an
+    ``interpolation/`` model to a pipeline folder leaves its key-frame samples' addresses as they
+    were; changing any file the key frames depend on gives new ones."""
+    from magicvideo.pipeline import cascade_identity
+
+    return cascade_identity(path, stages)
 
 
 def checkpoint_step(path: str | Path, explicit: int | None = None) -> int | None:
@@ -122,19 +124,89 @@ def sample_path(root: str | Path, address: str) -> Path:
 
 
 def write_sample(path: Path, frames: np.ndarray) -> None:
-    """Write uint8 frames atomically (temporary file in the same folder, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(frames, dtype=np.uint8))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write uint8 frames atomically (temporary file in the same folder, fsync, rename), with the
+    mode of the user's umask."""
+    with atomic_open(path, "wb", fsync=True, suffix=".tmp") as fh:
+        np.save(fh, np.ascontiguousarray(frames, dtype=np.uint8))
 
 
 def read_sample(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
+
+
+# ------------------------------------------------------------------------------------------ claims
+#: Seconds a run waits for a sample that another live run is generating before it gives up.
+CLAIM_WAIT_S = float(os.environ.get("MAGICVIDEO_CLAIM_WAIT_S", "3600"))
+
+
+def claim_path(root: str | Path, address: str) -> Path:
+    return sample_path(root, address).with_suffix(".claim")
+
+
+def try_claim(root: str | Path, address: str) -> int | None:
+    """Claim ``address`` for this process: an exclusive ``flock`` on ``<address>.claim`` beside its
+    sample, held until :func:`release`. The kernel drops the lock when its process dies, however it
+    dies, so a claim is never stale. Returns the lock's file descriptor, or None when another process
+    holds the claim."""
+    import fcntl
+
+    path = claim_path(root, address)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:  # the holder before us may have released (unlinked) the file we opened: then again
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def release(root: str | Path, address: str, fd: int) -> None:
+    """Give up a claim (its sample written, or not): the file goes, then the lock."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(claim_path(root, address))
+    os.close(fd)
+
+
+def claimed_batches(root: str | Path, addresses: list[str], poll_s: float = 0.5, wait_s: float | None = None):
+    """The addresses that this process should generate, in batches, each claimed while the caller
+    works on it (``for todo in claimed_batches(...)``; released when the next batch is asked for).
+
+    First every address with no sample yet whose claim is free; then, once another run that held
+    a claim lets go of it, those whose sample that run did not write (it died or failed). Samples
+    written meanwhile by another run are skipped: two runs on one output root never generate the
+    same clip twice (issue 19.6). A claim held longer than ``wait_s`` (default
+    ``$MAGICVIDEO_CLAIM_WAIT_S``, 1 h) raises ``TimeoutError`` naming the sample."""
+    wait_s = CLAIM_WAIT_S if wait_s is None else wait_s
+    pending = [a for a in addresses if not sample_path(root, a).exists()]
+    deadline = time.monotonic() + wait_s
+    while pending:
+        mine, held = {}, []
+        try:
+            for a in pending:
+                fd = try_claim(root, a)
+                if fd is None:
+                    held.append(a)
+                elif sample_path(root, a).exists():  # written by the holder before us
+                    release(root, a, fd)
+                else:
+                    mine[a] = fd
+            if mine:
+                yield list(mine)
+        finally:
+            for a, fd in mine.items():
+                release(root, a, fd)
+        pending = [a for a in held if not sample_path(root, a).exists()]
+        if pending and not mine:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sample {sample_path(root, pending[0])} has been claimed by another run for more "
+                                   f"than {wait_s:.0f} s ({claim_path(root, pending[0])}); is that run stuck?")
+            time.sleep(poll_s)

@@ -107,7 +107,22 @@ def log_grid(c, run_id: str, clips: list[np.ndarray], fps: float) -> None:
 
 
 def log_figure(c, run_id: str, fig, name: str) -> None:
+    """Log a matplotlib figure as ``plots/<name>`` and close it."""
+    import matplotlib.pyplot as plt
+
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / name
         fig.savefig(p, dpi=100, bbox_inches="tight")
         c.log_artifact(run_id, str(p), "plots")
+    plt.close(fig)
+
+
+def where_to_look(c, experiment_id: str, run_id: str, output_root: str) -> str:
+    """The lines a run ends with: its MLflow run id and tracking URI, how to open it, the output folder."""
+    uri = c._tracking_client.tracking_uri
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith(("http://", "https://")):
+        how = f"{uri.rstrip('/')}/{page}"
+    else:  # a file store or database: through a local UI
+        how = f"mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
+    return f"MLflow run {run_id} ({uri})\nopen: {how}\noutputs: {output_root}"

@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from .conditioning import load_text_encoder, write_clip_tokenizer
 from .configs import ConfigError, StrictModel, load_config
 from .models import MagicVideoUNet, VideoAutoencoderKL
 from .pipeline import MagicVideoPipeline, make_scheduler
+
+
+#: set while a `ModelConfig` field is assigned, when its related keys are not checked
+_ASSIGNING: ContextVar[bool] = ContextVar("model_config_assigning", default=False)
 
 
 class UNetSection(StrictModel):
@@ -94,6 +99,82 @@ class ModelConfig(StrictModel):
     text_encoder: TextEncoderSection = TextEncoderSection()
     scheduler: SchedulerSection = SchedulerSection()
 
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent along a side: the VAE halves the side at every level but the last."""
+        return 2 ** (len(self.vae.block_out_channels) - 1)
+
+    def related_key_problems(self) -> list[str]:
+        """Keys that must agree with each other and do not, each problem naming its keys. A config
+        that passes builds a U-Net, VAE and text encoder that fit together at the first forward."""
+        u, v, t = self.unet, self.vae, self.text_encoder
+        problems = []
+        side = u.sample_size * self.vae_scale_factor
+        if self.resolution != side:
+            problems.append(
+                f"resolution: {self.resolution} does not match unet.sample_size {u.sample_size} x the VAE's "
+                f"downsampling {self.vae_scale_factor} (2 ** (len(vae.block_out_channels) - 1)) = {side} px; "
+                f"set resolution: {side} or unet.sample_size: {self.resolution / self.vae_scale_factor:g}"
+            )
+        if t.hidden_size != u.cross_attention_dim:
+            problems.append(f"text_encoder.hidden_size: {t.hidden_size} != unet.cross_attention_dim "
+                            f"{u.cross_attention_dim} (the U-Net attends to the text encoder's tokens)")
+        for key in ("in_channels", "out_channels"):
+            if getattr(u, key) != v.latent_channels:
+                problems.append(f"unet.{key}: {getattr(u, key)} != vae.latent_channels {v.latent_channels} "
+                                "(the U-Net denoises the VAE's latents)")
+        n = len(u.block_out_channels)
+        for key in ("down_block_types", "up_block_types"):
+            if len(getattr(u, key)) != n:
+                problems.append(f"unet.{key}: {len(getattr(u, key))} blocks != {n} unet.block_out_channels")
+        heads = u.attention_head_dim if isinstance(u.attention_head_dim, list) else [u.attention_head_dim] * n
+        if len(heads) != n:
+            problems.append(f"unet.attention_head_dim: {len(heads)} entries != {n} unet.block_out_channels")
+        for width, h in zip(u.block_out_channels, heads):
+            if width % h:
+                problems.append(f"unet.block_out_channels: {width} is not divisible by unet.attention_head_dim {h} "
+                                "(the number of attention heads in SD 1.x's naming)")
+        for section, groups, widths in (("unet", u.norm_num_groups, u.block_out_channels),
+                                        ("vae", v.norm_num_groups, v.block_out_channels)):
+            bad = [w for w in widths if w % groups]
+            if bad:
+                problems.append(f"{section}.block_out_channels: {bad} not divisible by {section}.norm_num_groups {groups}")
+        if t.hidden_size % t.num_attention_heads:
+            problems.append(f"text_encoder.hidden_size: {t.hidden_size} is not divisible by "
+                            f"text_encoder.num_attention_heads {t.num_attention_heads}")
+        sites = [v.block_out_channels[-1], *reversed(v.block_out_channels)]  # VideoAutoencoderKL's temporal layers
+        if v.temporal_layers > len(sites):
+            problems.append(f"vae.temporal_layers: {v.temporal_layers} > {len(sites)}, the decoder's sites "
+                            "(len(vae.block_out_channels) + 1)")
+        for width in sites[: v.temporal_layers]:
+            if width % max(1, width // v.temporal_head_dim):
+                problems.append(f"vae.temporal_head_dim: {v.temporal_head_dim} splits the decoder's {width} "
+                                f"channels (vae.block_out_channels) into unequal heads")
+        return problems
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _related_keys_agree(cls, data, handler) -> "ModelConfig":
+        # A config read from a file or a dict is checked. An existing instance (a training config's
+        # `model`) is taken as it is, as are fields assigned one at a time (``cfg.resolution = 32``),
+        # which may disagree in between: build_unet and build_pipeline check the config they build.
+        cfg = handler(data)
+        if not isinstance(data, ModelConfig) and not _ASSIGNING.get() and (problems := cfg.related_key_problems()):
+            raise ValueError("; ".join(problems))
+        return cfg
+
+    def __setattr__(self, name: str, value: object) -> None:
+        token = _ASSIGNING.set(True)
+        try:
+            super().__setattr__(name, value)
+        finally:
+            _ASSIGNING.reset(token)
+
+    def check_related_keys(self) -> None:
+        """Raise `ConfigError` naming the keys if `related_key_problems` finds any."""
+        if problems := self.related_key_problems():
+            raise ConfigError(f"model config {self.name!r}: {'; '.join(problems)}")
+
     def pretrained_path(self) -> Path:
         """`pretrained_2d` with environment variables expanded; a clear error if unset/missing."""
         raw = os.path.expandvars(self.pretrained_2d or "")
@@ -120,6 +201,7 @@ def _video_options(cfg: ModelConfig) -> dict:
 
 
 def build_unet(cfg: ModelConfig) -> MagicVideoUNet:
+    cfg.check_related_keys()
     return MagicVideoUNet(num_frames=cfg.num_frames, **_video_options(cfg), **cfg.unet.model_dump())
 
 
@@ -171,6 +253,25 @@ def build_scheduler(cfg: ModelConfig, base: dict | None = None):
     return make_scheduler(s.name, {**schedule, **(base or {})})
 
 
+def _fit_pretrained(cfg: ModelConfig, path: Path, unet: MagicVideoUNet, vae: VideoAutoencoderKL,
+                    text_encoder: CLIPTextModel) -> None:
+    """Check that the parts read from a pretrained_2d folder fit together and give the config's
+    `resolution`: the U-Net's sample_size (which sizes the pipeline's output) is set from it, as
+    SD 1.5's own 64 would give 512x512 clips for a 256x256 config."""
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    problems = []
+    if cfg.resolution % factor:
+        problems.append(f"resolution: {cfg.resolution} is not a multiple of the VAE's downsampling {factor}")
+    if text_encoder.config.hidden_size != unet.config.cross_attention_dim:
+        problems.append(f"text_encoder hidden_size {text_encoder.config.hidden_size} != unet cross_attention_dim "
+                        f"{unet.config.cross_attention_dim}")
+    if vae.config.latent_channels != unet.config.in_channels:
+        problems.append(f"vae latent_channels {vae.config.latent_channels} != unet in_channels {unet.config.in_channels}")
+    if problems:
+        raise ConfigError(f"model config {cfg.name!r}, pretrained_2d {path}: {'; '.join(problems)}")
+    unet.register_to_config(sample_size=cfg.resolution // factor)
+
+
 def build_pipeline(cfg: ModelConfig | str | Path, weights: Literal["random", "pretrained"] = "random",
                    seed: int = 0) -> MagicVideoPipeline:
     """A `MagicVideoPipeline` for a model config.
@@ -181,6 +282,7 @@ def build_pipeline(cfg: ModelConfig | str | Path, weights: Literal["random", "pr
     """
     if not isinstance(cfg, ModelConfig):
         cfg = load_model_config(cfg)
+    cfg.check_related_keys()  # again: a config edited by assignment or model_copy is not re-validated
     if weights == "pretrained":
         from diffusers import AutoencoderKL
 
@@ -194,6 +296,7 @@ def build_pipeline(cfg: ModelConfig | str | Path, weights: Literal["random", "pr
             temporal_head_dim=cfg.vae.temporal_head_dim,
         )
         tokenizer, text_encoder = load_text_encoder(path)
+        _fit_pretrained(cfg, path, unet, vae, text_encoder)
         base = None
         if (path / "scheduler" / "scheduler_config.json").is_file():
             import json

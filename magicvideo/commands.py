@@ -8,27 +8,47 @@ from pathlib import Path
 
 
 def add_generate(sub: argparse._SubParsersAction) -> None:
+    from .validate import non_negative_float, non_negative_int, positive_float, positive_int, utf8_text
+
     p = sub.add_parser("generate", help="generate clips from prompts and write mp4 files")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--config", default="tiny", help="model config name or YAML path (default: tiny)")
     src.add_argument("--pipeline", type=Path, help="a saved pipeline folder (save_pretrained) to load instead")
     p.add_argument("--weights", choices=["random", "pretrained"], default="random",
                    help="with --config: random init, or inflate the config's pretrained_2d checkpoint")
-    p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several clips)")
-    p.add_argument("--negative-prompt", default="")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first clip; clip k uses seed + k")
-    p.add_argument("--steps", type=int, help="denoising steps (default: the config's)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the config's)")
-    p.add_argument("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc")
-    p.add_argument("--fps", type=float, help="frame rate nu to condition on (eq. 5; default: the config's)")
+    p.add_argument("--prompt", action="append", required=True, type=utf8_text,
+                   help="a prompt (repeat for several clips)")
+    p.add_argument("--negative-prompt", default="", type=utf8_text, help="what to steer away from (CFG)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the first clip; clip k uses seed + k")
+    p.add_argument("--steps", type=positive_int, help="denoising steps (default: the config's)")
+    p.add_argument("--guidance", type=non_negative_float,
+                   help="classifier-free guidance scale, 1 = off (default: the config's)")
+    p.add_argument("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc (default: the config's)")
+    p.add_argument("--fps", type=positive_float, help="frame rate nu to condition on (eq. 5; default: the config's)")
     p.add_argument("--out", type=Path, default=Path("outputs/clip.mp4"),
                    help="mp4 path; with several prompts, files get a _k suffix")
     p.add_argument("--save-pipeline", type=Path, help="also write the pipeline folder here")
     p.add_argument("--device", default="auto", help="cuda, cpu, ... (default auto: cuda when available)")
+    p.add_argument("--quantize", choices=["int8_weight_only", "int8_dynamic"],
+                   help="quantize the U-Net's linear layers (torchao; magicvideo.quantize); default: no quantization")
+    p.add_argument("--stages", default="keyframes",
+                   help="cascade stages, comma-separated: keyframes (16 frames, 3.1), keyframes,interpolate (61 "
+                        "frames at 4x the fps, 3.2; needs a pipeline with interpolation/ and image_encoder/)")
+    app = p.add_mutually_exclusive_group()
+    app.add_argument("--image", type=Path, help="image-to-video (4.3): this image is the first frame (its latent "
+                     "is held fixed while the others are sampled)")
+    app.add_argument("--video", type=Path, help="video variation / text-guided editing (4.3, SDEdit): num_frames "
+                     "frames taken uniformly from this video, noised to --strength and denoised with --prompt")
+    p.add_argument("--strength", type=positive_float, default=0.6,
+                   help="with --video: noise level in (0, 1]; higher departs further from the video (default 0.6)")
     p.set_defaults(func=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.pipeline:  # a missing file or truncated weights: one line, before torch is even imported
+        from .validate import check_pipeline_folder
+
+        check_pipeline_folder(args.pipeline)
     from rich.console import Console
 
     from .build import build_pipeline, load_model_config
@@ -37,31 +57,59 @@ def run_generate(args: argparse.Namespace) -> int:
 
     console = Console()
     if args.pipeline:
-        if not args.pipeline.is_dir():
-            raise FileNotFoundError(f"pipeline folder not found: {args.pipeline}")
         pipe = MagicVideoPipeline.from_pretrained(args.pipeline)
         steps, guidance, fps = 50, 7.5, 8.0
     else:
         cfg = load_model_config(args.config)
         pipe = build_pipeline(cfg, weights=args.weights)
         steps, guidance, fps = cfg.scheduler.num_inference_steps, cfg.scheduler.guidance_scale, cfg.fps
+    from .conditioning import long_prompts
+
+    long = long_prompts(pipe.tokenizer, args.prompt)
+    if long:  # the text encoder drops their tail: say so, once
+        import logging
+
+        logging.getLogger("magicvideo.generate").warning(
+            "%d of %d prompts are longer than the text encoder's %d tokens and are truncated to them (prompt %s)",
+            len(long), len(args.prompt), pipe.tokenizer.model_max_length, ", ".join(str(i + 1) for i in long))
     if args.scheduler:
         pipe.set_scheduler(args.scheduler)
     pipe.to(("cuda" if _cuda() else "cpu") if args.device == "auto" else args.device)
+    if args.quantize:
+        from .quantize import quantize_pipeline
+
+        q = quantize_pipeline(pipe, args.quantize)
+        console.print(f"U-Net: {q['layers']} linear layers quantized ({args.quantize}), "
+                      f"{q['bytes_before'] / 2**20:.1f} -> {q['bytes_after'] / 2**20:.1f} MiB")
     if args.save_pipeline:
         pipe.save_pretrained(args.save_pipeline)
         console.print(f"pipeline saved to {args.save_pipeline}")
-    fps = args.fps or fps
+    from .pipeline import resolve_stages
+
+    stages = resolve_stages(args.stages)
+    side = (pipe.unet.config.sample_size or 32) * pipe.vae_scale_factor
+    inputs: dict = {}
+    if args.image:
+        inputs["image"] = _read_image(args.image, side)
+    if args.video:
+        inputs["video"], nu = _read_video(args.video, pipe.unet.config.num_frames, side)
+        inputs["strength"] = args.strength
+        fps = nu  # the sampled frames' own rate (3.1.3), unless --fps says otherwise
+    fps = fps if args.fps is None else args.fps
     start = time.perf_counter()
     out = pipe(
         args.prompt,
         negative_prompt=args.negative_prompt,
         seed=[args.seed + k for k in range(len(args.prompt))],
-        num_inference_steps=args.steps or steps,
+        num_inference_steps=steps if args.steps is None else args.steps,
         guidance_scale=guidance if args.guidance is None else args.guidance,
         fps=fps,
+        stages=stages,
+        **inputs,
     ).frames
     elapsed = time.perf_counter() - start
+    if "interpolate" in stages:
+        fps = fps * (pipe.interpolation.window - 1)  # 3 new frames between key frames: 4x the rate
     for k, (prompt, clip) in enumerate(zip(args.prompt, out)):
         path = args.out if len(args.prompt) == 1 else args.out.with_name(f"{args.out.stem}_{k}{args.out.suffix}")
         write_mp4(path, clip, fps=fps)
@@ -70,11 +118,43 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_image(path: Path, side: int):
+    """An image file as uint8 ``(side, side, 3)`` (shorter side resized, centre crop)."""
+    import numpy as np
+    from PIL import Image
+
+    from .data.video import resize_frames
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--image: file not found: {path}")
+    with Image.open(path) as im:
+        return resize_frames(np.asarray(im.convert("RGB"))[None], side)[0]
+
+
+def _read_video(path: Path, num_frames: int, side: int):
+    """`num_frames` frames taken uniformly over a whole video, resized to `side` (shorter side,
+    centre crop): uint8 ``(num_frames, side, side, 3)`` and their rate ``nu = num_frames / N * fps``."""
+    import numpy as np
+
+    from .data.video import read_whole_video
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--video: file not found: {path}")
+    frames, rate = read_whole_video(path, size=side)
+    n = len(frames)
+    if n < num_frames:
+        raise ValueError(f"--video {path}: {n} frames, the key-frame model needs at least {num_frames}")
+    idx = np.round(np.linspace(0, n - 1, num_frames)).astype(int)
+    return frames[idx], num_frames / n * rate
+
+
 def add_flops(sub: argparse._SubParsersAction) -> None:
+    from .validate import positive_int
+
     p = sub.add_parser("flops", help="count FLOPs and parameters of one denoising step of a model config")
-    p.add_argument("--config", default="sd15")
-    p.add_argument("--batch", type=int, default=1, help="clips per forward")
-    p.add_argument("--latent", type=int, help="latent side (default: the config's unet.sample_size)")
+    p.add_argument("--config", default="sd15", help="model config name (configs/model/) or YAML path")
+    p.add_argument("--batch", type=positive_int, default=1, help="clips per forward")
+    p.add_argument("--latent", type=positive_int, help="latent side (default: the config's unet.sample_size)")
     p.set_defaults(func=run_flops)
 
 

@@ -53,6 +53,14 @@ def encode_prompts(
     return text_encoder(ids.to(device))[0]
 
 
+def long_prompts(tokenizer: CLIPTokenizer, prompts: list[str]) -> list[int]:
+    """Indices of the prompts longer than the tokenizer's ``model_max_length`` (77 for CLIP):
+    :func:`encode_prompts` drops their tail, so the caller warns (once per run) and counts them."""
+    limit = tokenizer.model_max_length
+    ids = tokenizer(list(prompts), truncation=False, add_special_tokens=True, verbose=False).input_ids
+    return [i for i, seq in enumerate(ids) if len(seq) > limit]
+
+
 def clip_preprocess(frames: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 or [0, 1] float frames ``(N, 3, H, W)`` -> CLIP input: bicubic resize of the shorter
     side to `size`, centre crop, CLIP mean/std normalisation (OpenAI CLIP's preprocessing, done

@@ -75,7 +75,14 @@ def validate_config(data: object, model: type[T], source: str = "config") -> T:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{source}: {problems}") from None
+        raise ConfigError(f"{source}: {'; '.join(describe_error(err['loc'], err['msg']) for err in exc.errors())}") from None
+
+
+def describe_error(loc: tuple | list, msg: str) -> str:
+    """One pydantic error as ``key.path: message``. A check across keys (a model validator, whose
+    location is the section itself) names its keys in the message: no ``<root>`` and no "Value
+    error," prefix then."""
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {msg}" if where else msg

@@ -2,7 +2,7 @@
 
 One definition for the two I3D networks of the project: the Kinetics-400 FVD feature extractor
 (`evaluation.i3d.InceptionI3d`, loading pytorch-i3d's ``i3d_pretrained_400.pt``) and the
-width-scaled shapes classifier (`magicvideo.training.classifier.ShapesI3D`). It lives in
+width-scaled shapes classifier (`magicvideo.models.classifier.ShapesI3D`). It lives in
 `magicvideo` because dependencies point ``evaluation -> magicvideo`` (DESIGN.md). Plain torch.
 """
 

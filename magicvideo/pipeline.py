@@ -1,4 +1,5 @@
-"""MagicVideoPipeline: prompts -> 16 key frames in latent space -> decoded frames (section 3).
+"""MagicVideoPipeline: prompts -> 16 key frames in latent space -> (61 interpolated frames) ->
+decoded frames (section 3), run by stage; and the applications of section 4.3.
 
 A diffusers `DiffusionPipeline`, so `save_pretrained` / `from_pretrained` write and read one
 folder of safetensors components (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
@@ -9,13 +10,23 @@ Determinism: every sample's initial noise (and any noise a stochastic scheduler 
 from its own `torch.Generator` seeded with that sample's seed, never from its batch position,
 so sample k of a batch equals the same prompt and seed generated alone (up to floating-point
 reassociation of batched matrix products, ~1e-6).
+
+The cascade runs by stage (``stages=("keyframes", "interpolate")``, :data:`STAGES`): each stage
+is its own model (``unet``; ``interpolation`` + ``image_encoder``, optional components a folder
+may hold), each stage's latents are returned (``output.latents[stage]``), a later stage can start
+from stored latents, and :func:`cascade_identity` gives a stable id of the stages and the
+checkpoint files they read, for the sample store's content address. The applications (4.3) are
+:meth:`MagicVideoPipeline.image_to_video`, :meth:`~MagicVideoPipeline.video_variation` and
+:meth:`~MagicVideoPipeline.edit_video` (the ``image`` / ``video`` / ``strength`` arguments).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,10 +43,10 @@ from diffusers import (
 )
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .conditioning import encode_prompts
-from .models import MagicVideoUNet, VideoAutoencoderKL
+from .models import InterpolationUNet, MagicVideoUNet, VideoAutoencoderKL
 
 SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
@@ -60,20 +71,26 @@ def make_scheduler(name: str, base_config: dict | None = None, **overrides):
 @dataclasses.dataclass
 class MagicVideoPipelineOutput(BaseOutput):
     """``frames``: uint8 ``(batch, frames, height, width, 3)`` (numpy), or float / latent tensors
-    for ``output_type`` "pt" / "latent"."""
+    for ``output_type`` "pt" / "latent", of the last stage; ``latents``: every stage's scaled
+    latents ``(batch, C, frames, h, w)`` by stage name ("keyframes", "interpolate")."""
 
     frames: np.ndarray | torch.Tensor
+    latents: dict[str, torch.Tensor] | None = None
 
 
 class MagicVideoPipeline(DiffusionPipeline):
-    """Text-to-video generation with MagicVideo's key-frame model.
+    """Text-to-video generation with MagicVideo's cascade.
 
     Components: ``unet`` (`MagicVideoUNet`), ``vae`` (`VideoAutoencoderKL` or an image
     `AutoencoderKL`, which then decodes frame by frame), ``text_encoder`` + ``tokenizer`` (CLIP),
-    ``scheduler`` (any diffusers scheduler).
+    ``scheduler`` (any diffusers scheduler; every stage samples with it). Optional, for the
+    "interpolate" stage (3.2): ``interpolation`` (`InterpolationUNet`) and ``image_encoder``
+    (CLIP vision tower with projection, whose width is the interpolation U-Net's
+    ``cross_attention_dim``); a folder without them loads with both None.
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->vae"
+    model_cpu_offload_seq = "text_encoder->unet->image_encoder->interpolation->vae"
+    _optional_components = ["interpolation", "image_encoder"]
 
     def __init__(
         self,
@@ -82,9 +99,12 @@ class MagicVideoPipeline(DiffusionPipeline):
         text_encoder: CLIPTextModel,
         tokenizer: CLIPTokenizer,
         scheduler,
+        interpolation: InterpolationUNet | None = None,
+        image_encoder: CLIPVisionModelWithProjection | None = None,
     ) -> None:
         super().__init__()
-        self.register_modules(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
+        self.register_modules(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+                              interpolation=interpolation, image_encoder=image_encoder)  # fmt: skip
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def set_scheduler(self, name: str, **overrides) -> None:
@@ -139,6 +159,19 @@ class MagicVideoPipeline(DiffusionPipeline):
         out = torch.cat([self.vae.decode(part).sample for part in flat.split(chunk_size)])
         return out.view(b, f, *out.shape[1:]).transpose(1, 2)
 
+    def encode_frames(self, frames: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
+        """Frames ``(B, 3, F, H, W)`` in [-1, 1] -> scaled latents ``(B, C, F, h, w)`` (posterior
+        mode, frame by frame: the applications' inputs)."""
+        x = frames.to(self._execution_device, self.vae.dtype)
+        if isinstance(self.vae, VideoAutoencoderKL):
+            z = self.vae.encode_video(x, chunk_size=chunk_size)
+        else:
+            b, c, f, h, w = x.shape
+            flat = x.transpose(1, 2).reshape(b * f, c, h, w)
+            z = torch.cat([self.vae.encode(part).latent_dist.mode() for part in flat.split(chunk_size)])
+            z = z.view(b, f, *z.shape[1:]).transpose(1, 2)
+        return z * self.vae.config.scaling_factor
+
     @staticmethod
     def to_uint8(frames: torch.Tensor) -> np.ndarray:
         """``(B, 3, F, H, W)`` in [-1, 1] -> uint8 ``(B, F, H, W, 3)``."""
@@ -165,25 +198,90 @@ class MagicVideoPipeline(DiffusionPipeline):
         output_type: str = "uint8",
         decode_chunk_size: int = 16,
         return_dict: bool = True,
+        stages: str | Sequence[str] = ("keyframes",),
+        keyframe_latents: torch.Tensor | None = None,
+        image=None,
+        video=None,
+        strength: float = 0.6,
+        interpolation_steps: int | None = None,
+        interpolation_guidance_scale: float = 1.0,
     ) -> MagicVideoPipelineOutput | tuple:
-        """Generate one clip per prompt.
+        """Generate one clip per prompt, running the cascade's `stages` in order.
 
         Args:
             prompt: one prompt or a list (one clip each). Or pass `prompt_embeds` instead
                 (e.g. CLIP image embeddings for image-conditioned models).
             negative_prompt: classifier-free guidance's unconditional text ("" if None).
             seed: one seed per clip (a single int is used for every clip); sample k's noise comes
-                from ``torch.Generator("cpu").manual_seed(seed[k])``.
+                from ``torch.Generator("cpu").manual_seed(seed[k])`` (each later stage: from its
+                own seed derived from seed[k], :func:`stage_seed`).
             num_frames: key frames F (default: the U-Net's ``num_frames``, 16).
-            height, width: output size in pixels (default: the U-Net's ``sample_size`` x 8).
-            fps: the frame rate nu the clip should show (FPS conditioning, eq. 5).
+            height, width: output size in pixels (default: the size of `image` / `video`, else the
+                U-Net's ``sample_size`` x 8).
+            fps: the key frames' frame rate nu (FPS conditioning, eq. 5); the interpolated clip
+                has ``4 * fps``.
             num_inference_steps, guidance_scale, eta: sampler settings; guidance 1 disables CFG.
             output_type: "uint8" (numpy ``(B, F, H, W, 3)``), "pt" (``(B, 3, F, H, W)`` in
-                [-1, 1]) or "latent" (``(B, C, F, h, w)``, scaled).
+                [-1, 1]) or "latent" (``(B, C, F, h, w)``, scaled) of the last stage.
             decode_chunk_size: frames per VAE decoder chunk (memory bound).
+            stages: "keyframes" (16 key frames, 3.1) and/or "interpolate" (3 new frames between
+                each adjacent pair, 16 -> 61, 3.2), in that order; a comma-separated string works
+                too. Starting at "interpolate" needs `keyframe_latents`. Every stage's latents
+                are returned in the output's ``latents`` dict (scaled, by stage name).
+            keyframe_latents: ``(B, C, F, h, w)`` scaled key-frame latents (a stored "keyframes"
+                output) for ``stages=("interpolate",)``.
+            image: image-to-video (4.3): the first frame (PIL image, uint8 ``(H, W, 3)`` /
+                ``(B, H, W, 3)`` array, or float ``(B, 3, H, W)`` in [-1, 1]). Its latent is held
+                fixed during sampling (see :meth:`image_to_video`).
+            video: video variation / editing (4.3): a clip of `num_frames` frames (uint8
+                ``(F, H, W, 3)`` / ``(B, F, H, W, 3)``, or float ``(B, 3, F, H, W)`` in [-1, 1]),
+                noised to `strength` and denoised (SDEdit, see :meth:`video_variation`).
+            strength: with `video`: how far it is noised, in (0, 1] (1 = pure noise).
+            interpolation_steps: denoising steps of the interpolation stage (default:
+                `num_inference_steps`).
+            interpolation_guidance_scale: CFG scale of the interpolation stage on the key frames'
+                CLIP embeddings (null condition: zero embeddings); 1 (default) disables it.
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
+        stages = resolve_stages(stages)
+        if image is not None and video is not None:
+            raise ValueError("pass image (image-to-video) or video (variation / editing), not both")
+        if stages[0] != "keyframes" and (image is not None or video is not None):
+            raise ValueError("image and video act on the keyframes stage; include it in stages")
+        latents_by_stage: dict[str, torch.Tensor] = {}
+        if stages[0] == "keyframes":
+            if keyframe_latents is not None:
+                raise ValueError("keyframe_latents replace the keyframes stage: pass stages=('interpolate',)")
+            latents, seeds = self._keyframes(
+                prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
+                eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
+            )  # fmt: skip
+            latents_by_stage["keyframes"] = latents
+        else:
+            if keyframe_latents is None:
+                raise ValueError("stages start at 'interpolate': pass keyframe_latents (a stored keyframes output)")
+            latents = keyframe_latents.to(self._execution_device, self.unet.dtype)
+            seeds = _seeds(seed, latents.shape[0])
+        if "interpolate" in stages:
+            latents = self.interpolate(
+                latents, seeds, fps=fps, num_inference_steps=interpolation_steps or num_inference_steps,
+                guidance_scale=interpolation_guidance_scale, eta=eta, decode_chunk_size=decode_chunk_size,
+            )  # fmt: skip
+            latents_by_stage["interpolate"] = latents
+
+        if output_type == "latent":
+            out = latents
+        else:
+            frames = self.decode_latents(latents, chunk_size=decode_chunk_size)
+            out = frames if output_type == "pt" else self.to_uint8(frames)
+        self.maybe_free_model_hooks()
+        return MagicVideoPipelineOutput(frames=out, latents=latents_by_stage) if return_dict else (out,)
+
+    # ---- stage 1: key frames (3.1), with the applications of 4.3 ---------------------------
+
+    def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
+                   guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength):  # fmt: skip
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
@@ -192,16 +290,26 @@ class MagicVideoPipeline(DiffusionPipeline):
         batch = prompt_embeds.shape[0]
         if batch == 0:
             raise ValueError("no prompts given")
-        seeds = [seed] * batch if isinstance(seed, int) else list(seed)
-        if len(seeds) != batch:
-            raise ValueError(f"got {len(seeds)} seeds for {batch} prompts: pass one seed per prompt")
+        seeds = _seeds(seed, batch)
         num_frames = num_frames or self.unet.config.num_frames
+        device, dtype = self._execution_device, self.unet.dtype
+        given = None  # the application's pixels: (B, 3, F, H, W) in [-1, 1]
+        if image is not None:
+            given = _as_frames(image, batch, video=False, height=height, width=width)
+        elif video is not None:
+            given = _as_frames(video, batch, video=True, height=height, width=width)
+            if given.shape[2] != num_frames:
+                raise ValueError(f"video has {given.shape[2]} frames; the key-frame model takes num_frames={num_frames} "
+                                 "(sample that many frames from it, e.g. uniformly)")  # fmt: skip
+            if not 0 < strength <= 1:
+                raise ValueError(f"strength must be in (0, 1], got {strength}")
+        if given is not None and height is None and width is None:
+            height, width = given.shape[-2:]
         default_side = (self.unet.config.sample_size or 32) * self.vae_scale_factor
         height, width = height or default_side, width or default_side
         if height % self.vae_scale_factor or width % self.vae_scale_factor:
             raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
 
-        device, dtype = self._execution_device, self.unet.dtype
         prompt_embeds = prompt_embeds.to(device, dtype)
         do_cfg = guidance_scale > 1.0
         if do_cfg:
@@ -216,24 +324,289 @@ class MagicVideoPipeline(DiffusionPipeline):
             cond = prompt_embeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
         latents, generators = self.prepare_latents(seeds, num_frames, height, width, dtype)
+        noise = latents / self.scheduler.init_noise_sigma
+        known = known_mask = None
+        if video is not None:
+            # SDEdit: start from the given clip noised to `strength` (diffusers' img2img schedule)
+            clean = self.encode_frames(given.to(device)).to(dtype)
+            steps = min(int(num_inference_steps * strength), num_inference_steps)
+            if steps < 1:
+                raise ValueError(f"strength {strength} x {num_inference_steps} steps leaves no denoising step")
+            start = (num_inference_steps - steps) * self.scheduler.order
+            timesteps = timesteps[start:]
+            if hasattr(self.scheduler, "set_begin_index"):
+                self.scheduler.set_begin_index(start)
+            latents = self.scheduler.add_noise(clean, noise, timesteps[:1].repeat(batch))
+        elif image is not None:
+            # image-to-video: frame 0 is the image's latent, re-noised to every step's level
+            z = self.encode_frames(given.to(device)).to(dtype)  # (B, C, 1, h, w)
+            known = torch.zeros_like(latents)
+            known[:, :, :1] = z
+            known_mask = torch.zeros(1, 1, num_frames, 1, 1, dtype=torch.bool, device=device)
+            known_mask[:, :, 0] = True
         fps_t = torch.full((cond.shape[0],), float(fps), device=device)
+        latents = self.denoise(
+            self.unet, latents, timesteps, cond, fps_t if self.unet.config.fps_conditioning else None, guidance_scale,
+            generators, eta, known=known, known_mask=known_mask, noise=noise,
+        )  # fmt: skip
+        return latents, seeds
+
+    # ---- stage 2: frame interpolation (3.2) ------------------------------------------------
+
+    @torch.no_grad()
+    def interpolate(
+        self,
+        keyframe_latents: torch.Tensor,
+        seeds: Sequence[int],
+        fps: float = 8.0,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 1.0,
+        eta: float = 0.0,
+        decode_chunk_size: int = 16,
+    ) -> torch.Tensor:
+        """Key frames ``(B, C, K, h, w)`` (scaled latents) -> ``(B, C, K + 3 (K - 1), h, w)``.
+
+        Every adjacent pair of key frames becomes one 5-frame window, and all ``B (K - 1)``
+        windows are denoised as one batch by the ``interpolation`` U-Net
+        (:class:`~magicvideo.models.InterpolationUNet`), conditioned on the pair's latents
+        (concatenated to the noise at window positions 0 and 4) and their CLIP image embeddings
+        (the decoded key frames through ``image_encoder``; cross-attention), at FPS ``4 * fps``.
+        The key-frame positions of each window are held at the key latents re-noised to every
+        step's level, as in training; the output's key frames are the input's exactly. Clip k's
+        noise comes from ``stage_seed(seeds[k], "interpolate")``, its windows drawn in order, so
+        the result does not depend on the batch.
+        """
+        from .models.interpolation import insert_frames, keyframe_pairs, pair_tokens
+
+        if self.interpolation is None or self.image_encoder is None:
+            raise ValueError(
+                "this pipeline has no interpolation stage: it needs the `interpolation` (InterpolationUNet) and "
+                "`image_encoder` (CLIPVisionModelWithProjection) components (a pipeline folder's interpolation/ and "
+                "image_encoder/; magicvideo train shapes' interpolation stage writes them)"
+            )
+        model = self.interpolation
+        b, c, k, h, w = keyframe_latents.shape
+        if len(seeds) != b:
+            raise ValueError(f"got {len(seeds)} seeds for {b} clips")
+        device, dtype = self._execution_device, model.dtype
+        z = keyframe_latents.to(device, dtype)
+        pairs = keyframe_pairs(z)  # (B (K-1), C, 2, h, w)
+        n, win = pairs.shape[0], model.window
+        tokens = pair_tokens(self.embed_frames(self.decode_latents(z, chunk_size=decode_chunk_size)).to(device, dtype))
+        do_cfg = guidance_scale > 1.0
+        cond = torch.cat([torch.zeros_like(tokens), tokens]) if do_cfg else tokens
+        pair_in = torch.cat([pairs, pairs]) if do_cfg else pairs
+
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        # each clip's generator, once per window of that clip: draws in window order, batch-independent
+        generators = [torch.Generator("cpu").manual_seed(stage_seed(s, "interpolate")) for s in seeds]
+        per_window = [g for g in generators for _ in range(k - 1)]
+        noise = randn_tensor((n, c, win, h, w), generator=per_window, device=device, dtype=dtype)
+        known = torch.zeros_like(noise)
+        known[:, :, 0], known[:, :, -1] = pairs[:, :, 0], pairs[:, :, 1]
+        known_mask = torch.zeros(1, 1, win, 1, 1, dtype=torch.bool, device=device)
+        known_mask[:, :, 0] = known_mask[:, :, -1] = True
+        fps_t = torch.full((cond.shape[0],), float(fps) * (win - 1), device=device)
+        windows = self.denoise(
+            model, noise * self.scheduler.init_noise_sigma, self.scheduler.timesteps, cond,
+            fps_t if model.config.fps_conditioning else None, guidance_scale, per_window, eta,
+            known=known, known_mask=known_mask, noise=noise, model_kwargs={"keyframes": pair_in},
+        )  # fmt: skip
+        return insert_frames(keyframe_latents.to(device), windows)
+
+    @torch.no_grad()
+    def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """CLIP image embeddings of frames ``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, F, D)`` (the
+        interpolation stage's cross-attention condition)."""
+        from .conditioning import ImageEmbedder
+
+        return ImageEmbedder(self.image_encoder)(((frames.float() + 1) / 2).clamp(0, 1))
+
+    # ---- the shared denoising loop ---------------------------------------------------------
+
+    def denoise(self, model, latents, timesteps, cond, fps, guidance_scale, generators, eta=0.0, known=None,
+                known_mask=None, noise=None, model_kwargs=None) -> torch.Tensor:  # fmt: skip
+        """The sampling loop of every stage: classifier-free guidance (cond's first half is the
+        unconditional one when ``guidance_scale > 1``) and, where `known` is given, replacement
+        of the positions `known_mask` marks (frames) by ``scheduler.add_noise(known, noise, t)``
+        before every step and by `known` itself after the last (the inpainting method: the
+        frozen positions follow the forward process, the others are denoised around them)."""
+        do_cfg = guidance_scale > 1.0
         accepted = inspect.signature(self.scheduler.step).parameters
         step_kwargs = {k: v for k, v in {"generator": generators, "eta": eta}.items() if k in accepted}
-
-        for t in self.progress_bar(self.scheduler.timesteps):
+        model_kwargs = model_kwargs or {}
+        for t in self.progress_bar(timesteps):
+            if known is not None:
+                noisy = self.scheduler.add_noise(known, noise, t.reshape(1).repeat(latents.shape[0]))
+                latents = torch.where(known_mask, noisy.to(latents.dtype), latents)
             model_in = torch.cat([latents] * 2) if do_cfg else latents
             model_in = self.scheduler.scale_model_input(model_in, t)
-            noise = self.unet(model_in, t, cond, fps=fps_t if self.unet.config.fps_conditioning else None).sample
+            pred = model(model_in, t, cond, fps=fps, **model_kwargs).sample
             if do_cfg:
-                uncond, text = noise.chunk(2)
-                noise = uncond + guidance_scale * (text - uncond)
-            latents = self.scheduler.step(noise, t, latents, **step_kwargs).prev_sample
+                uncond, text = pred.chunk(2)
+                pred = uncond + guidance_scale * (text - uncond)
+            latents = self.scheduler.step(pred, t, latents, **step_kwargs).prev_sample
+        if known is not None:
+            latents = torch.where(known_mask, known.to(latents.dtype), latents)
+        return latents
 
-        if output_type == "latent":
-            out = latents
-        else:
-            frames = self.decode_latents(latents, chunk_size=decode_chunk_size)
-            out = frames if output_type == "pt" else self.to_uint8(frames)
-        self.maybe_free_model_hooks()
-        return MagicVideoPipelineOutput(frames=out) if return_dict else (out,)
+    # ---- the applications (4.3), as documented calls ----------------------------------------
+
+    def image_to_video(self, image, prompt: str | Sequence[str], **kwargs) -> MagicVideoPipelineOutput:
+        """Image-to-video (4.3): a clip whose first frame is `image`.
+
+        Method: the image is encoded by the VAE (posterior mode) and frame 0's latent is held
+        fixed while the other frames are sampled: before every denoising step frame 0 is
+        replaced by the image latent noised to that step's level (``scheduler.add_noise``, the
+        noise drawn once), after the last by the image latent itself, as in diffusion
+        inpainting. The key-frame model's directed temporal attention (eq. 4) lets every later
+        frame attend to frame 0, and frame 0 attends to itself only, so it never sees the frames
+        it conditions; no retraining is needed. With the VideoVAE's directed temporal layers
+        frame 0 also decodes on its own: the output's first frame is the image's VAE
+        reconstruction. `kwargs` are those of ``__call__`` (seed, steps, stages, ...)."""
+        return self(prompt, image=image, **kwargs)
+
+    def video_variation(self, video, strength: float = 0.6, prompt: str | Sequence[str] = "", **kwargs
+                        ) -> MagicVideoPipelineOutput:  # fmt: skip
+        """Video variation (4.3), SDEdit: the clip's latents are noised to the level of step
+        ``strength * num_inference_steps`` from the end (``scheduler.add_noise``) and denoised
+        from there, so the result keeps the clip's layout and motion (less with higher
+        `strength`). `prompt` may describe the clip (or stay empty); `video` holds num_frames
+        frames (the CLI samples them uniformly from a file)."""
+        return self(prompt, video=video, strength=strength, **kwargs)
+
+    def edit_video(self, video, prompt: str | Sequence[str], strength: float = 0.7, **kwargs) -> MagicVideoPipelineOutput:
+        """Text-guided video editing (4.3): :meth:`video_variation` with a new prompt, which guides
+        the denoising (classifier-free guidance) away from the clip's content towards the text."""
+        return self(prompt, video=video, strength=strength, **kwargs)
+
+
+# ---- the cascade's stages ------------------------------------------------------------------
+
+#: the stages, in cascade order (DESIGN: keyframes -> interpolate -> decode -> upsample; decoding
+#: is the output_type, super-resolution is not built yet)
+STAGES = ("keyframes", "interpolate")
+#: the pipeline components each stage reads (what its identity hashes)
+STAGE_COMPONENTS = {
+    "keyframes": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+    "interpolate": ("interpolation", "image_encoder", "vae", "scheduler"),
+}
+
+
+def resolve_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
+    """``"keyframes,interpolate"`` or a sequence -> a tuple of known stages, in cascade order,
+    without gaps."""
+    names = tuple(s.strip() for s in stages.split(",") if s.strip()) if isinstance(stages, str) else tuple(stages)
+    unknown = [s for s in names if s not in STAGES]
+    if unknown or not names:
+        raise ValueError(f"unknown stage(s) {unknown or names}; stages are {', '.join(STAGES)} (in that order)")
+    first = STAGES.index(names[0])
+    if names != STAGES[first : first + len(names)]:
+        raise ValueError(f"stages {names} are not consecutive in cascade order ({' -> '.join(STAGES)})")
+    return names
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """The seed of a later stage's noise, derived from the sample's seed (a separate stream, so a
+    stage run alone from stored inputs draws the same noise as in the whole cascade)."""
+    import hashlib
+
+    return int(hashlib.sha256(f"{int(seed)}:{stage}".encode()).hexdigest()[:15], 16)
+
+
+def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyframes",)) -> str:
+    """A stable identity (SHA-256 hex) of a cascade run from a saved pipeline folder: the stage
+    names, and the relative paths and contents of the files of every component those stages
+    read (:data:`STAGE_COMPONENTS`; ``model_index.json`` and other folders are not read). So
+    adding an ``interpolation/`` model to a folder leaves its key-frame samples' identity as it
+    was, and the same folder run to 61 frames has another. For the sample store's content
+    address: a sample of the "interpolate" stage should be addressed with the whole chain,
+    ``("keyframes", "interpolate")``, since its key frames come from the first stage."""
+    import hashlib
+
+    root = Path(folder)
+    if not (root / "model_index.json").is_file():
+        raise FileNotFoundError(f"{root} is not a saved MagicVideoPipeline folder (no model_index.json)")
+    names = resolve_stages(stages)
+    h = hashlib.sha256(("stages:" + ",".join(names) + "\0").encode())
+    components = sorted({c for s in names for c in STAGE_COMPONENTS[s]})
+    for comp in components:
+        sub = root / comp
+        if not sub.is_dir():
+            stage = next(s for s in names if comp in STAGE_COMPONENTS[s])
+            raise FileNotFoundError(f"stage {stage!r} needs the component folder {sub}, which is missing")
+        for f in sorted(p for p in sub.rglob("*") if p.is_file()):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+def add_interpolation(folder: str | Path, interpolation, image_encoder) -> Path:
+    """Write an interpolation stage into a saved pipeline folder: ``interpolation/`` and
+    ``image_encoder/`` (``save_pretrained``) and their ``model_index.json`` entries; the other
+    components' files are left as they are."""
+    import json
+
+    root = Path(folder)
+    index_file = root / "model_index.json"
+    if not index_file.is_file():
+        raise FileNotFoundError(f"{root} is not a saved MagicVideoPipeline folder (no model_index.json)")
+    interpolation.save_pretrained(root / "interpolation")
+    image_encoder.save_pretrained(root / "image_encoder")
+    index = json.loads(index_file.read_text())
+    index["interpolation"] = [type(interpolation).__module__, type(interpolation).__name__]
+    index["image_encoder"] = ["transformers", type(image_encoder).__name__]
+    tmp = index_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, index_file)
+    return root
+
+
+def _seeds(seed: int | Sequence[int], batch: int) -> list[int]:
+    seeds = [seed] * batch if isinstance(seed, int) else list(seed)
+    if len(seeds) != batch:
+        raise ValueError(f"got {len(seeds)} seeds for {batch} prompts: pass one seed per prompt")
+    return seeds
+
+
+def _as_frames(x, batch: int, video: bool, height: int | None, width: int | None) -> torch.Tensor:
+    """An image or clip as float frames ``(B, 3, F, H, W)`` in [-1, 1] (F = 1 for an image),
+    broadcast to `batch`, resized (bilinear, antialiased) to height x width when given."""
+    import torch.nn.functional as F
+
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        x = np.asarray(x.convert("RGB")) if hasattr(x, "convert") else np.asarray(x)  # PIL image
+    if isinstance(x, np.ndarray):
+        if x.dtype != np.uint8 or x.shape[-1] != 3:
+            raise ValueError(f"{'video' if video else 'image'} arrays must be uint8 (..., H, W, 3), got {x.dtype} {x.shape}")
+        t = torch.from_numpy(np.ascontiguousarray(x)).float() / 127.5 - 1
+        want = 4 if video else 3
+        if t.ndim == want:
+            t = t[None]
+        if t.ndim != want + 1:
+            raise ValueError(f"expected a {'(F, H, W, 3)' if video else '(H, W, 3)'} array or a batch of them, got {x.shape}")
+        t = t.permute(0, 4, 1, 2, 3) if video else t.permute(0, 3, 1, 2)[:, :, None]
+    else:
+        t = x.float()
+        if not video:
+            t = t[None] if t.ndim == 3 else t
+            t = t[:, :, None]
+        elif t.ndim == 4:
+            t = t[None]
+        if t.ndim != 5 or t.shape[1] != 3:
+            raise ValueError(f"expected float (B, 3, {'F, ' if video else ''}H, W) frames in [-1, 1], got {tuple(x.shape)}")
+    if t.shape[0] == 1 and batch > 1:
+        t = t.expand(batch, *t.shape[1:])
+    if t.shape[0] != batch:
+        raise ValueError(f"got {t.shape[0]} {'videos' if video else 'images'} for {batch} prompts")
+    h, w = height or t.shape[-2], width or t.shape[-1]
+    if (h, w) != tuple(t.shape[-2:]):
+        b, c, f = t.shape[:3]
+        flat = t.transpose(1, 2).reshape(b * f, c, *t.shape[-2:])
+        flat = F.interpolate(flat, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        t = flat.view(b, f, c, h, w).transpose(1, 2)
+    return t.clamp(-1, 1)

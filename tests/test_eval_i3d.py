@@ -125,6 +125,7 @@ def model():
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_forward_equals_plain_same_padding_and_fused_bn(model):
     import copy
 

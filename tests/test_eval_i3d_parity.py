@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # a JAX forward of the real Kinetics-400 I3D at 224x224
+
 jax = pytest.importorskip("jax")
 pytest.importorskip("flax")
 try:

@@ -83,6 +83,7 @@ def test_fid_pools_exclude_padding():
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_real_network_runs_both_conventions():
     images = torch.randint(0, 256, (2, 3, 40, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)

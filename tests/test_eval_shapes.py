@@ -71,7 +71,7 @@ def test_shapes_i3d_features_shape_and_determinism(shapes_i3d):
 
 
 def test_shapes_i3d_in_memory_model_and_fvd():
-    from magicvideo.training.classifier import ShapesI3D
+    from magicvideo.models.classifier import ShapesI3D
 
     torch.manual_seed(0)
     model = ShapesI3D(["shape", "color"], [["circle", "square"], ["red", "green", "blue"]], width=0.1)

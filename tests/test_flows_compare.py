@@ -147,6 +147,7 @@ def test_ablation_rows_get_paired_differences_against_full(tmp_path):
     assert 0 < worse["fvd_diff_ci_low"] <= worse["fvd_diff_ci_high"] and worse["fvd_diff_p"] < 0.05
 
 
+@pytest.mark.slow
 def test_only_labelled_checkpoints_are_ablation_rows(tmp_path):
     """One checkpoint labelled as an ablation does not turn the others into ablation rows (issue 18)."""
     from mlflow.tracking import MlflowClient
@@ -164,3 +165,31 @@ def test_only_labelled_checkpoints_are_ablation_rows(tmp_path):
     _summarise(client, pid, cfg, rows)
     abl = json.loads(Path(client.download_artifacts(pid, "ablations.json", str(tmp_path / "d"))).read_text())
     assert [a["variant"] for a in abl] == ["adaptor off"]
+
+
+def test_step_less_checkpoints_get_a_table_but_no_metric_vs_step_plot(tmp_path):
+    """Folders with no training step (the committed shapes pipeline) are logged at step 0 with
+    step_known=false: compare lists them, and draws a metric-vs-step plot only from two known steps."""
+    from flows.compare import compare
+
+    uri = "sqlite:///" + str(tmp_path / "mlflow.db")
+    client = tracking.client(uri)
+    exp_id = tracking.experiment_id(client, "magicvideo-eval")
+
+    def log(label, step, fvd):
+        rid = client.create_run(exp_id, tags={"benchmark": "shapes", "checkpoint_id": label, "checkpoint_label": label,
+                                              "step_known": str(step is not None).lower()}).info.run_id
+        tracking.log_params(client, rid, {"checkpoint.step": str(step)})
+        tracking.log_metrics(client, rid, {"fvd": fvd}, step=step or 0)
+        client.set_terminated(rid, "FINISHED")
+
+    plots = tmp_path / "plots"
+    log("a", None, 10.0)
+    log("b", None, 12.0)
+    log("c", 100, 11.0)
+    table = compare(uri, plot_dir=plots)["shapes"]
+    assert list(table["checkpoint"]) == ["c", "a", "b"] and table["step"].isna().sum() == 2
+    assert not plots.exists()  # one known step is not a line
+    log("d", 200, 9.0)
+    compare(uri, plot_dir=plots)
+    assert [p.name for p in plots.iterdir()] == ["shapes_fvd.png"]

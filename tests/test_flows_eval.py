@@ -42,7 +42,7 @@ def env(tmp_path_factory):
     torch.save(InceptionI3d().state_dict(), root / "i3d_pretrained_400.pt")
     from prefect.testing.utilities import prefect_test_harness
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` cluster
     with prefect_test_harness(server_startup_timeout=120):
         yield {"root": root, "ckpts": ckpts}
     ray.shutdown()
@@ -79,33 +79,71 @@ def samples(out: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (out / "eval" / "samples").rglob("*.npy")}
 
 
-def test_full_run_and_mlflow_read_back(env, tmp_path):
+@pytest.fixture(scope="module")
+def full_run(env, tmp_path_factory):
+    """One eval of both checkpoints (labelled as ablation variants), read back from MLflow; the
+    tests below each check one part of what it left."""
     from mlflow.tracking import MlflowClient
 
-    from flows.store import checkpoint_id
-
+    out = tmp_path_factory.mktemp("full_run")
     ckpts = [{"path": env["ckpts"][0], "ablation": "full"}, {"path": env["ckpts"][1], "ablation": "adaptor off"}]
-    rows = run(env, tmp_path, ckpts)
+    rows = run(env, out, ckpts)
+    c = MlflowClient("sqlite:///" + str(out / "mlflow.db"))
+    runs = c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.data.tags["checkpoint"])
+    return {"out": out, "rows": rows, "client": c, "parents": parents, "children": children}
+
+
+@pytest.mark.slow
+def test_full_run_rows(full_run):
+    rows = full_run["rows"]
     assert [r["step"] for r in rows] == [100, 200]
-    assert len(samples(tmp_path)) == 2 * N_PROMPTS
+    assert len(samples(full_run["out"])) == 2 * N_PROMPTS
     for r in rows:
         assert np.isfinite(r["fvd"]) and r["fvd"] > 0
         assert r["fvd_ci_low"] <= r["fvd"] * 1.5 and r["fvd_ci_low"] <= r["fvd_ci_high"]
-        assert r["samples_generated"] == N_PROMPTS
+        assert r["samples_generated"] == N_PROMPTS and r["clips_per_s"] > 0
     assert rows[0]["fvd"] != rows[1]["fvd"]  # different weights, different samples
-    c = MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db"))
-    exp = c.get_experiment_by_name("magicvideo-eval")
-    runs = c.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    # what the console ends with: the MLflow run, how to open it, the output folder
+    where = rows[0]["where"].splitlines()
+    assert where[0] == f"MLflow run {full_run['parents'][0].info.run_id} (sqlite:///{full_run['out'] / 'mlflow.db'})"
+    assert where[1].startswith("open: mlflow ui --backend-store-uri ") and where[2] == f"outputs: {full_run['out'] / 'eval'}"
+
+
+@pytest.mark.slow
+def test_full_run_parent_and_child_runs(full_run, env):
+    from flows.store import checkpoint_id
+
+    parents, children, rows = full_run["parents"], full_run["children"], full_run["rows"]
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["prefect_flow_run_id"] not in ("", "None")
     assert parent.data.params["sampler.num_inference_steps"] == "2"
-    for ch, row, ck in zip(sorted(children, key=lambda r: r.data.tags["checkpoint"]), rows, env["ckpts"]):
-        assert ch.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert ch.data.tags["checkpoint_id"] == checkpoint_id(ck)
+    for ch, row, ck in zip(children, rows, env["ckpts"]):
+        assert ch.info.status == "FINISHED" and ch.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert ch.data.tags["checkpoint_id"] == checkpoint_id(ck) and ch.data.tags["generation"] == "generated"
         assert ch.data.params["checkpoint.step"] == str(row["step"])
+        # the child run spans the checkpoint's evaluation (generation included), not just its logging
+        assert ch.info.end_time - ch.info.start_time >= 1000 * row["time_generation_s"]
+        assert ch.info.start_time >= parent.info.start_time
+
+
+@pytest.mark.slow
+def test_full_run_provenance(full_run):
+    """Code version, package versions and devices on the parent and every child run (issue 19.4)."""
+    for r in full_run["parents"] + full_run["children"]:
+        tags = r.data.tags
+        assert len(tags["mlflow.source.git.commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+        assert all(tags[f"version.{p}"][0].isdigit() for p in ("torch", "diffusers", "prefect", "ray", "mlflow"))
+        assert tags["generation_device"].startswith("cpu (") and tags["generation_device"].endswith(" x2")
+        assert tags["metrics_device"].startswith("cpu (")
+
+
+@pytest.mark.slow
+def test_full_run_child_metrics_and_attributes(full_run):
+    c = full_run["client"]
+    for ch, row in zip(full_run["children"], full_run["rows"]):
         assert ch.data.metrics["fvd"] == pytest.approx(row["fvd"])
         # configs/eval/shapes.yaml turns attribute accuracy on (the committed classifier)
         for a in ("shape", "color", "background", "motion", "speed", "mean", "all"):
@@ -114,6 +152,12 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
         assert ch.data.metrics["attr_chance/motion"] == pytest.approx(1 / 8)
         hist = c.get_metric_history(ch.info.run_id, "fvd")
         assert [m.step for m in hist] == [row["step"]]
+
+
+@pytest.mark.slow
+def test_full_run_child_artifacts(full_run, tmp_path):
+    c = full_run["client"]
+    for ch in full_run["children"]:
         arts = {a.path for a in c.list_artifacts(ch.info.run_id)} | {
             a.path for d in ("samples", "plots") for a in c.list_artifacts(ch.info.run_id, d)}
         assert {"results.json", "samples.jsonl", "samples/samples_grid.mp4", "plots/bootstrap_fvd.png"} <= arts
@@ -130,23 +174,47 @@ def test_full_run_and_mlflow_read_back(env, tmp_path):
         res = json.loads(Path(c.download_artifacts(ch.info.run_id, "results.json", str(tmp_path / "r" / ch.info.run_id)))
                          .read_text())
         assert res["attributes"]["n"] == N_PROMPTS and res["attributes"]["accuracy"]["shape"] == pytest.approx(shape_acc)
+
+
+@pytest.mark.slow
+def test_full_run_ablation_table_and_compare(full_run, tmp_path):
+    from flows.compare import compare
+
+    c, rows, parent = full_run["client"], full_run["rows"], full_run["parents"][0]
     assert {"plots/fvd_vs_step.png", "plots/ablations.png"} <= {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
     abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
     assert [(a["variant"], a["fvd"]) for a in abl] == [("full", rows[0]["fvd"]), ("adaptor off", rows[1]["fvd"])]
-
-    from flows.compare import compare
-
-    table = compare("sqlite:///" + str(tmp_path / "mlflow.db"), "magicvideo-eval", tmp_path / "plots")["shapes"]
+    table = compare("sqlite:///" + str(full_run["out"] / "mlflow.db"), "magicvideo-eval", tmp_path / "plots")["shapes"]
     assert list(table["step"]) == [100, 200]
     assert list(table["fvd"]) == pytest.approx([r["fvd"] for r in rows])
     assert (tmp_path / "plots" / "shapes_fvd.png").is_file()
 
 
-def test_rerun_after_crash_regenerates_nothing_finished(env, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_rerun_from_the_logged_params_gives_the_same_metrics(full_run, tmp_path):
+    """Reproducible from MLflow alone: the parent run's params give back the run's config; evaluated
+    again into an empty output folder (samples generated afresh), the metrics are the same."""
+    from flows.config import config_from_params
+    from flows.eval_flow import eval_flow
+
+    cfg = config_from_params(full_run["parents"][0].data.params)
+    o = cfg.model_dump(exclude={"benchmark", "checkpoints"})
+    o["output_root"], o["tracking"]["uri"] = str(tmp_path / "eval"), "sqlite:///" + str(tmp_path / "mlflow.db")
+    rows = eval_flow(benchmark=cfg.benchmark, checkpoints=[c.model_dump() for c in cfg.checkpoints], overrides=o)
+    assert [r["samples_generated"] for r in rows] == [N_PROMPTS, N_PROMPTS]
+
+    def metrics(r):
+        return {k: v for k, v in r.items() if k.split("_")[0] in ("fvd", "clipsim", "step") or k.startswith("attr_")
+                if not k.endswith("_features_file")}
+
+    assert [metrics(r) for r in rows] == [metrics(r) for r in full_run["rows"]]
+    assert {"fvd", "fvd_ci_low", "attr_acc/mean"} <= set(metrics(rows[0]))
+
+
+@pytest.mark.slow
+def test_rerun_after_crash_regenerates_nothing_finished(env, tmp_path, kill_actor_once):
     """One actor, no restarts, SIGKILLed at its 3rd batch: the flow fails; the rerun makes only the rest."""
-    marker = tmp_path / "kill"
-    marker.write_text("2")
-    monkeypatch.setenv("MAGICVIDEO_CHAOS_KILL_ONCE", str(marker))
+    marker = kill_actor_once(2)
     ray_crash = {"num_actors": 1, "max_restarts": 0, "max_in_flight_per_actor": 1}
     nometrics = {"fvd": None}
     with pytest.raises(Exception, match="every generation actor died"):
@@ -163,15 +231,14 @@ def test_rerun_after_crash_regenerates_nothing_finished(env, tmp_path, monkeypat
     assert rows[0]["samples_generated"] == 0 and samples(tmp_path) == after
 
 
-def test_killed_actor_batch_is_redone(env, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_killed_actor_batch_is_redone(env, tmp_path, kill_actor_once):
     from flows.generation import GenerationWorker, generate, start_actors
     from flows.config import RaySettings
     from flows.store import checkpoint_id, plan_samples, read_sample, sample_path
     from magicvideo.data import PromptRecord
 
-    marker = tmp_path / "kill"
-    marker.write_text("0")  # the first batch started dies
-    monkeypatch.setenv("MAGICVIDEO_CHAOS_KILL_ONCE", str(marker))
+    marker = kill_actor_once(0)  # the first batch started dies
     records = [PromptRecord(prompt_id=f"t/{i}", prompt=p, benchmark="t")
                for i, p in enumerate(["a red circle moving left", "a blue square moving up", "a green triangle"])]
     sampler = {"scheduler": "ddim", "num_inference_steps": 2, "guidance_scale": 1.0, "fps": 8.0,
@@ -196,6 +263,7 @@ def test_killed_actor_batch_is_redone(env, tmp_path, monkeypatch):
     assert np.array_equal(read_sample(sample_path(tmp_path, it.address)), alone)
 
 
+@pytest.mark.slow
 def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
     """The nightly sweep evaluates a new checkpoint once; `magicvideo eval` runs the same flow."""
     import shutil
@@ -222,6 +290,7 @@ def test_sweep_evaluates_only_new_checkpoints_and_cli(env, tmp_path):
     assert list(compare(o["tracking"]["uri"])["shapes"]["step"]) == [100, 200]
 
 
+@pytest.mark.slow
 def test_fid_through_the_flow(env, tmp_path):
     """The FID path (Inception pool3 over every frame, bootstrap interval) runs end to end."""
     import torch
@@ -247,6 +316,7 @@ def test_fid_through_the_flow(env, tmp_path):
     assert child and child[0].data.metrics["fid"] == pytest.approx(row["fid"])
 
 
+@pytest.mark.slow
 def test_shapes_domain_metrics_and_committed_pipeline_through_the_cli(env, tmp_path, capsys):
     """`magicvideo eval shapes` with no --checkpoint: the committed pipeline, FVD on the ShapesI3D
     features, FID on the shapes CLIP's frame embeddings, attribute accuracy; all in MLflow and printed."""
@@ -273,6 +343,11 @@ def test_shapes_domain_metrics_and_committed_pipeline_through_the_cli(env, tmp_p
     assert m["fvd_ci_low"] <= m["fvd_ci_high"] and {"attr_acc/mean", "attr_chance/mean", "attr_acc/color"} <= set(m)
     out = capsys.readouterr().out
     assert "FVD [95% CI]" in out and "FID [95% CI]" in out
+    # the console ends with the MLflow run, how to open it, and the output folder
+    run_line, open_line, outputs = out.rstrip().splitlines()[-3:]
+    assert run_line == f"MLflow run {child.data.tags['mlflow.parentRunId']} ({uri})"
+    assert open_line.startswith(f"open: mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/#/experiments/")
+    assert outputs == f"outputs: {tmp_path / 'eval'}"
     assert f"{m['fvd']:.3f} [{m['fvd_ci_low']:.2f}, {m['fvd_ci_high']:.2f}]" in out
     clipsim = next(line for line in out.splitlines() if "CLIPSIM" in line)  # on in configs/eval/shapes.yaml
     assert -1 <= m["clipsim"] <= 1 and f"{m['clipsim']:.3f}" in clipsim
@@ -280,6 +355,7 @@ def test_shapes_domain_metrics_and_committed_pipeline_through_the_cli(env, tmp_p
     assert f"{m['attr_acc/color']:.3f}" in color and color.rstrip(" │").endswith(f"{1 / 6:.3f}")
 
 
+@pytest.mark.slow
 def test_missing_classifier_fails_before_generation(env, tmp_path):
     from evaluation import MissingWeightsError
     from flows.config import AttributeSettings
@@ -319,6 +395,7 @@ def test_find_checkpoints_walks_below_the_watched_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLIPSIM
+@pytest.mark.slow
 def test_clipsim_through_the_flow(env, tmp_path):
     """configs/eval/shapes.yaml turns CLIPSIM on with the committed shapes CLIP: the flow logs the mean over
     clips (beside FVD) and each clip's value, equal to compute_clipsim on the stored samples."""
@@ -352,6 +429,7 @@ def test_clipsim_through_the_flow(env, tmp_path):
     assert list(compare(uri)["shapes"]["clipsim"]) == pytest.approx([row["clipsim"]])
 
 
+@pytest.mark.slow
 def test_missing_clip_folder_fails_before_generation(env, tmp_path, monkeypatch):
     """A CLIPSIM CLIP folder that is not there fails the run before anything is generated, naming the
     config key and the environment variable; on real benchmarks (no default folder) too; UCF-101

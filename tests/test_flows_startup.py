@@ -87,7 +87,7 @@ def test_take_actors_kills_actors_prestarted_with_other_settings(fresh):
     from flows import generation
     from flows.config import RaySettings
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` cluster
     try:
         a = RaySettings(num_actors=1, num_cpus_per_actor=1)
         b = RaySettings(num_actors=1, num_cpus_per_actor=2)

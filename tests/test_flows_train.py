@@ -22,6 +22,7 @@ TINY_16 = {"model.num_frames": 16, "stages.videovae.data.span": 16, "stages.pret
            "stages.finetune.data.span": 16}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
     import torch
     from mlflow.tracking import MlflowClient
@@ -44,7 +45,7 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
         "tracking": {"uri": "sqlite:///" + str(tmp_path / "mlflow.db"), "grid_samples": 2},
         "output_root": str(tmp_path / "eval"),
     }  # fmt: skip
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` cluster
     try:
         with prefect_test_harness(server_startup_timeout=120):
             result = train_ablations_flow(out=str(tmp_path / "chain"), recipe="tiny", seed=1, device="cpu",

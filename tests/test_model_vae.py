@@ -79,6 +79,7 @@ def test_errors(image_vae):
         VideoAutoencoderKL(**VAE, temporal_layers=5)
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_gradients(image_vae):
     """enable_gradient_checkpointing() recomputes decode_video's frame-local stages in the backward
     pass: same loss and temporal-layer gradients, and the activations are not all kept."""

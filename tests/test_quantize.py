@@ -29,6 +29,7 @@ def _run(p):
 
 
 @pytest.mark.parametrize("mode", ["int8_weight_only", "int8_dynamic"])
+@pytest.mark.slow
 def test_quantized_unet_holds_fewer_bytes_and_stays_close(pipe, mode):
     wide = [n for n, m in pipe.unet.named_modules() if quantizable(m, n)]
     assert wide, "the tiny U-Net has linear layers wide enough to quantize"
@@ -62,3 +63,25 @@ def test_errors(pipe, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchao.quantization", None)  # as if torchao were not installed
     with pytest.raises(ImportError, match="needs torchao"):
         quantize_module(torch.nn.Linear(64, 64).eval(), "int8_weight_only")
+
+
+def test_eval_flow_quantizes_in_the_worker_and_addresses_only_when_set(tmp_path, pipe):
+    pytest.importorskip("ray")
+    from flows.config import SamplerSettings
+    from flows.generation import GenerationWorker
+    from flows.store import sample_address
+
+    plain = SamplerSettings().model_dump(exclude_none=True)
+    assert "quantize" not in plain  # the addresses of unquantized samples did not change
+    q = SamplerSettings(quantize="int8_weight_only").model_dump(exclude_none=True)
+    assert sample_address("c", "p", 0, 1, plain) != sample_address("c", "p", 0, 1, q)
+    with pytest.raises(ValueError):
+        SamplerSettings(quantize="int4")
+
+    pipe.save_pretrained(tmp_path / "ckpt")
+    w = GenerationWorker("cpu")
+    w.load(str(tmp_path / "ckpt"), "ddim")
+    assert all(type(m.weight) is torch.nn.Parameter for m in w.pipe.unet.modules() if quantizable(m))
+    w.load(str(tmp_path / "ckpt"), "ddim", "int8_weight_only")  # another mode: reloaded and quantized
+    assert w.quantize == "int8_weight_only"
+    assert all(type(m.weight) is not torch.nn.Parameter for m in w.pipe.unet.modules() if quantizable(m))

@@ -10,7 +10,8 @@ import torch
 from magicvideo.build import load_model_config
 from magicvideo.data import vocabulary
 from magicvideo.training import TrainConfig
-from magicvideo.training.classifier import (ShapesI3D, attribute_accuracy, build_classifier_trainer, chance_accuracy,
+from magicvideo.models.classifier import ShapesI3D
+from magicvideo.training.classifier import (attribute_accuracy, build_classifier_trainer, chance_accuracy,
                                             classification_loss, read_test_clips)  # fmt: skip
 
 
@@ -85,19 +86,29 @@ def test_labels_loss_and_chance(shapes, tmp_path):
     assert chance_accuracy(trainer.model.heads)["motion"] == 1 / 8
 
 
+@pytest.mark.slow
 def test_brief_training_beats_chance_on_test_clips(shapes, tmp_path):
     """60 steps on 48 clips: the background is read (almost) perfectly; the mean over heads beats
     chance. (A cosine schedule ends the run with small steps, so the eval-mode batch-norm
-    statistics match the final weights.)"""
-    trainer = build_classifier_trainer(config(tmp_path, csv=str(shapes / "train.csv"), steps=60,
-                                              optim={"lr": 3e-3, "warmup_steps": 0, "lr_schedule": "cosine"}))  # fmt: skip
-    trainer.train(progress=False)
+    statistics match the final weights.)
+
+    A property of the recipe, so it is checked on the median of three training seeds: one 60-step
+    run is chaotic. Its outcome changed between renders of the same fixture, because x264 does
+    not encode identical frames to identical bytes here (about 4% of clips differ, by up to 18
+    levels), and one run in about ten then read the background at 0.46."""
     videos, attrs = read_test_clips(shapes, num_frames=12, size=32)
     assert videos.shape == (24, 3, 12, 32, 32)
-    acc = attribute_accuracy(trainer.model, videos, attrs)
+    runs = []
+    for seed in range(3):
+        trainer = build_classifier_trainer(config(tmp_path / str(seed), csv=str(shapes / "train.csv"), steps=60, seed=seed,
+                                                  optim={"lr": 3e-3, "warmup_steps": 0, "lr_schedule": "cosine"}))  # fmt: skip
+        trainer.train(progress=False)
+        runs.append(attribute_accuracy(trainer.model, videos, attrs))
     chance = chance_accuracy(trainer.model.heads)
-    assert acc["background"] >= 0.8, acc
-    assert sum(acc.values()) / len(acc) > sum(chance.values()) / len(chance) + 0.05, (acc, chance)
+    median = {k: sorted(r[k] for r in runs)[1] for k in chance}
+    mean_acc = sorted(sum(r.values()) / len(r) for r in runs)[1]
+    assert median["background"] >= 0.8, runs
+    assert mean_acc > sum(chance.values()) / len(chance) + 0.05, (runs, chance)
 
 
 def test_resume_is_bit_exact_with_batch_norm_statistics(tmp_path):

@@ -214,7 +214,7 @@ def test_t2i_loss_decreases_and_the_folder_inflates(tmp_path):
     assert torch.allclose(video[:, :, 0], frame, atol=1e-4)  # the video model starts as the image model
 
 
-@pytest.mark.parametrize("stage", ["image_vae", "clip", "t2i"])
+@pytest.mark.parametrize("stage", ["image_vae", "clip", pytest.param("t2i", marks=pytest.mark.slow)])
 def test_resume_is_bit_exact(tmp_path, stage):
     """4 steps straight == 2 steps, a new trainer resuming from the checkpoint, 2 more (EMA on)."""
     from safetensors.torch import load_file

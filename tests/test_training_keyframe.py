@@ -63,6 +63,7 @@ def _params(folder):
     return load_file(folder / "diffusion_pytorch_model.safetensors")
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact(tmp_path):
     """6 steps straight == 2 steps, checkpoint, new process-like trainer, resume, 4 more (with
     accumulation, dropout, EMA, epochs that wrap, a warmup schedule)."""
@@ -91,6 +92,7 @@ def test_resume_is_bit_exact(tmp_path):
     assert [r["loss"] for r in la] == [r["loss"] for r in lb] and len(la) == 6
 
 
+@pytest.mark.slow
 def test_deferred_logging_logs_every_step_and_changes_nothing(tmp_path):
     """log_every: 4 keeps losses on the device and syncs every 4 steps (and at checkpoints): the
     same weights and the same per-step log as log_every: 1; a non-finite loss still stops the run."""

@@ -4,6 +4,8 @@ generate, and a second run reuses the finished stages."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -35,7 +37,7 @@ def test_default_recipe_fits_the_size_budget():
     from transformers import CLIPModel, CLIPTextModel
 
     from magicvideo.build import build_text_encoder, build_unet, build_vae
-    from magicvideo.training.classifier import ShapesI3D
+    from magicvideo.models.classifier import ShapesI3D
     from magicvideo.training.clip import clip_config
     from magicvideo.training.config import TrainConfig
 
@@ -44,11 +46,11 @@ def test_default_recipe_fits_the_size_budget():
     mc.text_encoder.vocabulary = shapes_words()
     tokenizer, text = build_text_encoder(mc)
     cfg = TrainConfig(stage="clip", model=mc, **{k: v for k, v in recipe.stages.clip.items() if k == "clip"})
-    width = recipe.stages.classifier["classifier"]["width"]
+    width, inp = recipe.stages.classifier["classifier"]["width"], recipe.stages.classifier["classifier"].get("input", "rgb")
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     n = {
         "unet": count(build_unet(mc)), "vae": count(build_vae(mc)), "text_encoder": count(text),
-        "classifier": count(ShapesI3D(["a"] * 5, [["x"] * 3, ["x"] * 6, ["x"] * 3, ["x"] * 8, ["x"] * 2], width=width)),
+        "classifier": count(ShapesI3D(["a"] * 5, [["x"] * 3, ["x"] * 6, ["x"] * 3, ["x"] * 8, ["x"] * 2], width=width, input=inp)),
         "clip": count(CLIPModel(clip_config(cfg, tokenizer))),
     }  # fmt: skip
     assert isinstance(text, CLIPTextModel)
@@ -69,15 +71,22 @@ def test_stage_configs_scale_steps_and_skip_zero(tmp_path):
     assert ShapesChain(tmp_path, recipe, steps_scale=1e-6).stage_config("clip").steps == 1
 
 
-def test_train_shapes_end_to_end(tmp_path, capsys):
-    from transformers import CLIPModel, CLIPProcessor
-
-    from magicvideo.pipeline import MagicVideoPipeline
-    from magicvideo.training.classifier import ShapesI3D
-
-    out = tmp_path / "shapes"
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """`magicvideo train shapes` of the tiny recipe, run once; the tests below each check one part
+    of what it left."""
+    out = tmp_path_factory.mktemp("chain") / "shapes"
     args = ["train", "shapes", str(out), "--recipe", "tiny", "--seed", "3", "--device", "cpu", "--no-progress"]
-    assert main(args) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        rc = main(args)
+    return {"out": out, "args": args, "rc": rc, "printed": printed.getvalue()}
+
+
+@pytest.mark.slow
+def test_chain_trains_every_stage_from_one_seed(chain):
+    out = chain["out"]
+    assert chain["rc"] == 0
     report = json.loads((out / "report.json").read_text())
     assert list(report["stages"]) == ["data", *STAGES]
     for stage in STAGES:
@@ -90,7 +99,17 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert set(acc) == {"shape", "color", "background", "motion", "speed"}
     for sub in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder"):
         assert (out / "t2i" / sub).is_dir(), sub
+    assert "classifier test accuracy" in chain["printed"] and "sizes: pipeline" in chain["printed"]
 
+
+@pytest.mark.slow
+def test_chain_outputs_load_and_generate(chain):
+    from transformers import CLIPModel, CLIPProcessor
+
+    from magicvideo.models.classifier import ShapesI3D
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    out = chain["out"]
     pipe = MagicVideoPipeline.from_pretrained(out / "pipeline")
     pipe.set_progress_bar_config(disable=True)
     video = pipe("a red circle moving left slowly on a black background", num_inference_steps=2, seed=0).frames
@@ -99,11 +118,12 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert list(clf.heads) == ["shape", "color", "background", "motion", "speed"]
     CLIPModel.from_pretrained(out / "clip")
     CLIPProcessor.from_pretrained(out / "clip")
-    printed = capsys.readouterr().err
-    assert "classifier test accuracy" in printed and "sizes: pipeline" in printed
 
-    # a second run reuses every finished stage and the benchmark
-    assert main(args) == 0
+
+@pytest.mark.slow
+def test_chain_rerun_reuses_finished_stages_only_with_the_same_settings(chain, tmp_path, capsys):
+    out, args = chain["out"], chain["args"]
+    assert main(args) == 0  # a second run reuses every finished stage and the benchmark
     again = json.loads((out / "report.json").read_text())
     assert all(again["stages"][s].get("reused") for s in ["data", *STAGES])
     # ... and refuses to reuse stages trained with other settings
@@ -116,12 +136,16 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     shutil.copytree(out, moved, symlinks=True)
     assert main(["train", "shapes", str(moved), *args[3:]]) == 0
     assert all(json.loads((moved / "report.json").read_text())["stages"][s].get("reused") for s in STAGES)
-    shutil.rmtree(moved)
 
-    # an ablation variant on top of the chain: shares its upstream stages through relative links,
-    # trains only its own key-frame stages, with the recipe's budgets and seed
+
+@pytest.mark.slow
+def test_ablation_variant_on_top_of_the_chain(chain, tmp_path, capsys):
+    """It shares the chain's upstream stages through relative links and trains only its own
+    key-frame stages, with the recipe's budgets and seed."""
+    from magicvideo.pipeline import MagicVideoPipeline
     from magicvideo.training.ablations import variant_pipeline
 
+    out = chain["out"]
     assert main(["train", "ablation", str(out), "no_adaptor", "--recipe", "tiny", "--seed", "3", "--device", "cpu",
                  "--no-progress"]) == 0  # fmt: skip
     var = out / "ablations" / "no_adaptor"
@@ -135,6 +159,7 @@ def test_train_shapes_end_to_end(tmp_path, capsys):
     assert "train the base chain first" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_skipped_stages_no_pretraining_variant(tmp_path):
     """steps: 0 skips a stage: without pre-training the fine-tuning starts from the inflated T2I
     U-Net (the ablation's 'no unsupervised pre-training'), without videovae the pipeline keeps the

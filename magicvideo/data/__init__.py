@@ -18,7 +18,7 @@ Python API::
 
 - :class:`Benchmark` (one subclass per ``kind``: ``msrvtt``, ``ucf101``, ``webvid``,
   ``drawbench``, ``shapes``): ``manifest()``, ``reference_videos()``, ``scan()``,
-  ``reference_clips()``, ``protocol`` (frames, size, resize, start), ``has_references``.
+  ``reference_clips()``, ``protocol`` (frames, size, resize, start, fps), ``has_references``.
 - :class:`PromptRecord` (pydantic, one JSONL line): ``prompt_id`` (stable:
   ``<benchmark>/<video id or class>/<caption id or sample>``), ``prompt``, ``benchmark``,
   ``video_id``, ``video`` (path of the paired reference video when found), ``label`` (UCF-101
@@ -27,10 +27,12 @@ Python API::
 - Video reading (:mod:`magicvideo.data.video`, decord): :func:`train_indices` /
   :func:`read_train_clip` (paper 3.1.3: span ``Ls``, 16 frames uniformly, ``nu = 16/Ls*FPS``),
   :func:`eval_indices` / :func:`read_eval_clip` (16 consecutive frames from first / centre /
-  seeded random start), :func:`resize_frames` (squash or shorter side + centre crop, antialiased
+  seeded random start, or with ``fps`` the frames at times ``k / fps``: every clip spans the same
+  seconds; the shapes protocol reads at 8 fps), :func:`resize_frames` (squash or shorter side + centre crop, antialiased
   bilinear). Bad videos become :class:`Skip` records, or raise :class:`VideoReadError`.
 - :class:`VideoTextDataset` (:mod:`magicvideo.data.training`): a torch dataset over a
-  WebVid-style CSV returning ``video`` (F, 3, H, W) in [-1, 1], ``caption``, ``nu``.
+  WebVid-style CSV returning ``video`` (F, 3, H, W) in [-1, 1], ``caption``, ``nu`` (with ``fps``:
+  every clip sampled at that rate).
 - The synthetic benchmark (:mod:`magicvideo.data.shapes`): :class:`ShapesSpec`,
   :func:`sample_clip`, :func:`render`, :func:`write_shapes`; CLI ``magicvideo data shapes OUT``.
 

@@ -11,17 +11,19 @@ and these three ways to point at it.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from magicvideo.configs import ConfigError, StrictModel, resolve_config_path, validate_config
 from magicvideo.data.records import PromptRecord, Scan, VideoRef
 from magicvideo.data.shapes import ShapesSpec
+from magicvideo.validate import read_text
 from magicvideo.data.video import (
     Clip,
     OnError,
@@ -30,6 +32,7 @@ from magicvideo.data.video import (
     probe_video,
     read_clip_safe,
     read_eval_clip,
+    resampled_offsets,
     skip_reason,
     stable_rng,
 )
@@ -43,11 +46,27 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 class Protocol(StrictModel):
     """How reference clips are cut from reference videos (evaluation)."""
 
-    num_frames: int = Field(16, ge=1)  # consecutive frames per clip
+    num_frames: int = Field(16, ge=1)  # frames per clip
     size: int | None = Field(256, ge=8)  # output side in pixels; null keeps the native size
     resize: Literal["squash", "short_side_crop"] = "short_side_crop"  # see magicvideo.data.video
     start: Literal["first", "centre", "random"] = "centre"  # where the clip starts in the video
     seed: int = 0  # for start: random (derived per video id)
+    fps: float | None = Field(None, gt=0)  # null: consecutive frames; else frames at times k / fps (resampled)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_fps(self, handler):
+        # fps: null is left out of the dump, so protocols without it keep the reference-statistics
+        # cache keys (flows/metrics.py hashes this dump) they had before the key existed
+        out = handler(self)
+        if isinstance(out, dict) and self.fps is None:
+            out.pop("fps", None)
+        return out
+
+    def frames_needed(self, native_fps: float | None) -> int:
+        """Source frames one clip covers at a video's ``native_fps`` (``num_frames`` when consecutive)."""
+        if self.fps is None or not native_fps:
+            return self.num_frames
+        return int(resampled_offsets(self.num_frames, native_fps / self.fps)[-1]) + 1
 
 
 class _Base(StrictModel):
@@ -120,7 +139,7 @@ def load_benchmark_config(name_or_path: str | Path) -> _Base:
     """Validate ``configs/benchmarks/<name>.yaml`` (or a path) against the model of its ``kind``."""
     path = resolve_config_path(name_or_path, "benchmarks")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: malformed YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -201,14 +220,15 @@ class Benchmark:
     def probe(
         self, refs: list[VideoRef], skipped: list[Skip], progress: Callable[[int, int], None] | None = None
     ) -> list[VideoRef]:
-        """The videos decord can open that have at least ``protocol.num_frames`` frames; the others
+        """The videos decord can open that have the frames one protocol clip needs; the others
         are appended to ``skipped`` with the reason. ``progress(done, total)`` is called per video."""
         good = []
         for i, ref in enumerate(refs):
             try:
-                n, _ = probe_video(ref.path)
-                if n < self.protocol.num_frames:
-                    raise VideoReadError(ref.path, f"too short ({n} frames, need {self.protocol.num_frames})")
+                n, native = probe_video(ref.path)
+                need = self.protocol.frames_needed(ref.fps or native)
+                if n < need:
+                    raise VideoReadError(ref.path, f"too short ({n} frames, need {need})")
                 good.append(ref)
             except VideoReadError as exc:
                 skipped.append(Skip(ref.video_id, skip_reason(exc.reason), ref.path, exc.reason))
@@ -237,11 +257,10 @@ class Benchmark:
                 return
             clip = read_clip_safe(
                 read_eval_clip, ref.path, num=p.num_frames, start=p.start, size=p.size, resize=p.resize,
-                seed=p.seed, key=ref.video_id, skipped=sink, item=ref.video_id, on_error=on_error,
+                seed=p.seed, key=ref.video_id, fps=p.fps, source_fps=ref.fps, skipped=sink, item=ref.video_id,
+                on_error=on_error,
             )  # fmt: skip
             if clip is not None:
-                if ref.fps:
-                    clip.fps = clip.nu = ref.fps
                 clip.meta["label"] = ref.label
                 count += 1
                 yield clip
@@ -267,8 +286,9 @@ class MSRVTTBenchmark(Benchmark):
             import json
 
             path = self.path(self.config.annotations, "MSR-VTT annotation file", "annotations")
+            text = read_text(path)  # a non-UTF-8 file fails naming it and the byte offset
             try:
-                data = json.loads(path.read_text())
+                data = json.loads(text)
                 videos = [v for v in data["videos"] if v.get("split", self.config.split) == self.config.split]
                 sentences: dict[str, list[dict]] = {}
                 for s in data["sentences"]:
@@ -363,7 +383,7 @@ class UCF101Benchmark(Benchmark):
     def classes(self) -> list[str]:
         path = self.path(self.config.class_index, "UCF-101 class index", "class_index")
         names = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(read_text(path).splitlines(), 1):
             if line.strip():
                 parts = line.split()
                 if len(parts) != 2 or not parts[0].isdigit():
@@ -376,7 +396,7 @@ class UCF101Benchmark(Benchmark):
         path = self.path(self.config.test_list, "UCF-101 test list", "test_list")
         by_lower = {c.lower(): c for c in self.classes()}
         out = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(read_text(path).splitlines(), 1):
             rel = line.strip().split(" ")[0]
             if not rel:
                 continue
@@ -476,7 +496,7 @@ class WebVidBenchmark(Benchmark):
 
 def read_video_csv(path: Path, root: Path, video_dir: str = "videos") -> list[dict]:
     """Rows of a WebVid-style CSV as dicts with ``videoid``, ``name``, ``path`` (Path), ``fps``."""
-    with open(path, newline="") as f:
+    with io.StringIO(read_text(path), newline="") as f:  # a non-UTF-8 file: one error naming it and the offset
         reader = csv.DictReader(f)
         cols = set(reader.fieldnames or [])
         missing = {"videoid", "name"} - cols
@@ -508,7 +528,7 @@ class DrawBenchBenchmark(Benchmark):
         path = self.path(self.config.prompts, "DrawBench prompts file", "prompts")
         items: list[tuple[str, str | None]] = []
         if path.suffix.lower() == ".csv":
-            with open(path, newline="") as f:
+            with io.StringIO(read_text(path), newline="") as f:
                 reader = csv.DictReader(f)
                 cols = {c.lower(): c for c in reader.fieldnames or []}
                 col = cols.get("prompts") or cols.get("prompt")
@@ -516,7 +536,7 @@ class DrawBenchBenchmark(Benchmark):
                     raise ValueError(f"{path}: no 'Prompts' column (have {', '.join(cols.values())})")
                 items = [(r[col].strip(), (r.get(cols.get("category", "")) or None)) for r in reader if r[col].strip()]
         else:
-            lines = (ln.strip() for ln in path.read_text().splitlines())
+            lines = (ln.strip() for ln in read_text(path).splitlines())
             items = [(ln, None) for ln in lines if ln and not ln.startswith("#")]
         out = [
             PromptRecord(prompt_id=f"{self.name}/{i:03d}", prompt=p, benchmark=self.name, category=c)

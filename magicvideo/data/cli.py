@@ -8,17 +8,19 @@ from pathlib import Path
 
 
 def add_data(subparsers) -> None:
+    from magicvideo.validate import non_negative_int, positive_int
+
     p = subparsers.add_parser("data", help="benchmarks and datasets: write the shapes benchmark, prompt manifests")
     sub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
     s = sub.add_parser("shapes", help="write the synthetic 'shapes' benchmark (MSR-VTT layout + train CSV)")
     s.add_argument("out_dir", metavar="OUT_DIR", type=Path)
-    s.add_argument("--train", type=int, help="training clips (default: configs/benchmarks/shapes.yaml, 2000)")
-    s.add_argument("--test", type=int, help="test clips (default 256)")
-    s.add_argument("--size", type=int, help="frame side in pixels, 16..256 (default 64)")
-    s.add_argument("--seed", type=int, help="generator seed (default 0)")
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    s.add_argument("--train", type=non_negative_int, help="training clips (default: configs/benchmarks/shapes.yaml, 2000)")
+    s.add_argument("--test", type=positive_int, help="test clips (default 256)")
+    s.add_argument("--size", type=positive_int, help="frame side in pixels, 16..256 (default 64)")
+    s.add_argument("--seed", type=non_negative_int, help="generator seed (default 0)")
+    s.add_argument("--workers", type=non_negative_int, default=None, help="processes (default: all CPUs)")
     s.add_argument("--config", default="shapes", help="benchmark config whose `generate` section gives the defaults")
     s.set_defaults(func=_shapes)
 
@@ -27,7 +29,7 @@ def add_data(subparsers) -> None:
     m.add_argument("--root", type=Path, help="dataset folder (overrides the config's root and its environment variable)")
     m.add_argument("--out", type=Path, help="manifest file (default: print the summary only)")
     m.add_argument("--no-probe", action="store_true", help="only check that reference files exist, do not open them")
-    m.add_argument("--limit", type=int, help="keep only the first N prompts (a smoke run)")
+    m.add_argument("--limit", type=positive_int, help="keep only the first N prompts (a smoke run)")
     m.set_defaults(func=_manifest)
 
 

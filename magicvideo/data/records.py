@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Iterable
 from pydantic import BaseModel, ConfigDict
 
 from magicvideo.data.video import Skip
+from magicvideo.fileio import atomic_open
 
 
 class PromptRecord(BaseModel):
@@ -61,16 +60,9 @@ class Scan:
 def write_manifest(path: str | Path, records: Iterable[PromptRecord]) -> Path:
     """Write records as JSONL, atomically (temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            for r in records:
-                f.write(r.model_dump_json(exclude_none=True) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as f:
+        for r in records:
+            f.write(r.model_dump_json(exclude_none=True) + "\n")
     return path
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -51,6 +50,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from magicvideo.configs import StrictModel
+from magicvideo.fileio import atomic_write_text
 
 SHAPES = ("circle", "square", "triangle")
 COLORS = {
@@ -267,17 +267,6 @@ def _write_one(job: tuple[ShapesSpec, str, int, str]) -> int:
     return clip.num_frames
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def clip_path(out_dir: Path, clip: ShapeClip) -> Path:
     if clip.split == "test":
         return out_dir / "TestVideo" / f"{clip.video_id}.mp4"
@@ -327,8 +316,8 @@ def write_shapes(
                 frames += n
                 if progress:
                     progress(1)
-    _atomic_write_text(out / "test_videodatainfo.json", json.dumps(msrvtt_annotations(clips["test"]), indent=1))
-    _atomic_write_text(out / "train.csv", train_csv(clips["train"]))
+    atomic_write_text(out / "test_videodatainfo.json", json.dumps(msrvtt_annotations(clips["test"]), indent=1))
+    atomic_write_text(out / "train.csv", train_csv(clips["train"]))
     summary = {
         "generator": "magicvideo.data.shapes",
         "version": 1,
@@ -337,7 +326,7 @@ def write_shapes(
         "vocabulary": vocabulary(),
         "speed_values": SPEED_VALUES,
     }
-    _atomic_write_text(out / "shapes.json", json.dumps(summary, indent=1))
+    atomic_write_text(out / "shapes.json", json.dumps(summary, indent=1))
     return summary
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from magicvideo.data.benchmarks import read_video_csv
-from magicvideo.data.video import (Clip, OnError, ResizeMode, Skip, VideoReadError, read_clip_safe, read_train_clip,
-                                   read_whole_video, sample_train_clip, stable_rng)  # fmt: skip
+from magicvideo.data.video import (Clip, OnError, ResizeMode, Skip, VideoReadError, probe_video, read_clip_safe,
+                                   read_train_clip, read_whole_video, sample_train_clip, stable_rng)  # fmt: skip
 
 
 class VideoTextDataset(torch.utils.data.Dataset):
@@ -43,6 +43,10 @@ class VideoTextDataset(torch.utils.data.Dataset):
             step on an H100, 2026-11-23). Same items as without it; bad videos are found (and
             recorded in :attr:`skipped`) up front.
         cache_workers: threads decoding the cache (decord releases the GIL while it decodes).
+        fps: sample every clip at this frame rate instead of drawing its span from ``span``: the span
+            of a video at ``FPS`` frames per second is ``round(num_frames * FPS / fps)`` (its rate from
+            the CSV's ``fps`` column, else the file's), so ``nu = fps`` up to rounding and every clip
+            covers ``num_frames / fps`` seconds. A video slower than ``fps`` is skipped (``too slow``).
     """
 
     def __init__(
@@ -59,7 +63,10 @@ class VideoTextDataset(torch.utils.data.Dataset):
         max_tries: int = 10,
         cache: bool = False,
         cache_workers: int = 8,
+        fps: float | None = None,
     ):
+        if fps is not None and not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
         csv_path = Path(csv_path)
         if not csv_path.is_file():
             raise FileNotFoundError(f"training CSV not found: {csv_path}")
@@ -67,6 +74,7 @@ class VideoTextDataset(torch.utils.data.Dataset):
         self.span = tuple(span) if not isinstance(span, int) else span
         self.num_frames, self.size, self.resize = num_frames, size, resize
         self.seed, self.on_error, self.max_tries = seed, on_error, max_tries
+        self.fps = float(fps) if fps is not None else None
         self.epoch = 0
         self.skipped: list[Skip] = []
         self.cached: list[tuple[np.ndarray, float] | None] | None = None
@@ -86,17 +94,34 @@ class VideoTextDataset(torch.utils.data.Dataset):
         with ThreadPoolExecutor(max(1, workers)) as pool:
             return list(pool.map(one, self.rows))
 
+    def span_at(self, rate: float, path: str | Path = "") -> int | tuple[int, int]:
+        """The span of a video at ``rate`` fps: ``span``, or with ``fps`` ``round(num_frames * rate / fps)``."""
+        if self.fps is None:
+            return self.span
+        if not rate or rate < self.fps:
+            raise VideoReadError(path, f"too slow ({rate:g} fps, sampling at {self.fps:g} fps)")
+        return int(round(self.num_frames * rate / self.fps))  # >= num_frames: rate >= fps
+
+    def _read_file(self, row: dict, rng: np.random.Generator) -> Clip:
+        span = self.span
+        if self.fps is not None:
+            span = self.span_at(row["fps"] or probe_video(row["path"])[1], row["path"])
+        return read_train_clip(row["path"], span, rng, num=self.num_frames, size=self.size, resize=self.resize,
+                               fps=row["fps"])  # fmt: skip
+
     def _read(self, index: int, rng: np.random.Generator) -> Clip | None:
         row = self.rows[index]
         if self.cached is None:
-            return read_clip_safe(
-                read_train_clip, row["path"], self.span, rng, num=self.num_frames, size=self.size,
-                resize=self.resize, fps=row["fps"], skipped=self.skipped, item=row["videoid"], on_error=self.on_error,
-            )  # fmt: skip
+            return read_clip_safe(self._read_file, row, rng, skipped=self.skipped, item=row["videoid"],
+                                  on_error=self.on_error)  # fmt: skip
         if self.cached[index] is None:
             return None  # recorded in `skipped` when the cache was built
         frames, rate = self.cached[index]
-        return read_clip_safe(sample_train_clip, frames, rate, self.span, rng, self.num_frames, row["path"],
+        span = read_clip_safe(self.span_at, rate, row["path"], skipped=self.skipped, item=row["videoid"],
+                              on_error=self.on_error)  # fmt: skip
+        if span is None:
+            return None
+        return read_clip_safe(sample_train_clip, frames, rate, span, rng, self.num_frames, row["path"],
                               skipped=self.skipped, item=row["videoid"], on_error=self.on_error)  # fmt: skip
 
     def set_epoch(self, epoch: int) -> None:

@@ -14,6 +14,9 @@ Two samplers, both pure functions of (frame count, parameters, seed) so they can
 - :func:`eval_indices` -- ``num`` consecutive frames from the first frame, the centre
   (``(n - num) // 2``) or a seeded random start. The random start is drawn from a generator
   seeded by ``(seed, key)`` (key = the video id), so it does not depend on iteration order.
+  With a wanted frame rate (:func:`read_eval_clip`'s ``fps``, a benchmark protocol's ``fps``) the
+  frames are taken at times ``k / fps`` instead: source index ``round(k * native_fps / fps)``
+  from the start (:func:`resampled_offsets`), so every clip spans the same seconds.
 
 Resizing (:func:`resize_frames`) is done in torch with ``F.interpolate(mode="bilinear",
 antialias=True, align_corners=False)`` directly on the uint8 frames in channels-last layout (torch's
@@ -113,21 +116,35 @@ def train_indices(
     return indices.astype(np.int64), num / ls * float(fps), ls
 
 
+def resampled_offsets(num: int, step: float = 1.0) -> np.ndarray:
+    """Offsets from the clip's start of ``num`` frames taken every ``step`` source frames:
+    ``floor(k * step + 0.5)`` for ``k = 0..num-1`` (``k * step`` rounded half up; ``step`` = source fps
+    / wanted fps). ``step = 1``: consecutive frames. Products are rounded to 9 decimals first, so
+    float noise in ``step`` does not move a frame across a half."""
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    return np.floor(np.round(np.arange(num) * float(step), 9) + 0.5).astype(np.int64)
+
+
 def eval_indices(
-    num_frames: int, num: int = 16, start: StartMode = "first", seed: int = 0, key: str = ""
+    num_frames: int, num: int = 16, start: StartMode = "first", seed: int = 0, key: str = "", step: float = 1.0
 ) -> np.ndarray:
-    """``num`` consecutive frames from the first frame, the centre, or a seeded random start."""
-    if num_frames < num:
-        raise ValueError(f"too short: {num_frames} frames, need {num}")
+    """``num`` frames from the first frame, the centre, or a seeded random start: consecutive, or
+    one every ``step`` source frames (:func:`resampled_offsets`; ``step = native fps / wanted fps``).
+    The window the frames cover (``last offset + 1`` source frames) is what is placed."""
+    offsets = resampled_offsets(num, step)
+    need = int(offsets[-1]) + 1 if num else 0
+    if num_frames < need:
+        raise ValueError(f"too short: {num_frames} frames, need {need}")
     if start == "first":
         s = 0
     elif start == "centre":
-        s = (num_frames - num) // 2
+        s = (num_frames - need) // 2
     elif start == "random":
-        s = int(stable_rng(seed, key).integers(0, num_frames - num + 1))
+        s = int(stable_rng(seed, key).integers(0, num_frames - need + 1))
     else:
         raise ValueError(f"start must be first, centre or random, got {start!r}")
-    return np.arange(s, s + num, dtype=np.int64)
+    return s + offsets
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,15 +276,30 @@ def read_eval_clip(
     resize: ResizeMode = "short_side_crop",
     seed: int = 0,
     key: str = "",
+    fps: float | None = None,
+    source_fps: float | None = None,
 ) -> Clip:
-    """``num`` consecutive frames (see :func:`eval_indices`), resized; raises :class:`VideoReadError`."""
+    """``num`` frames (see :func:`eval_indices`), resized; raises :class:`VideoReadError`.
+
+    ``fps=None``: consecutive frames. ``fps`` given: the frames at times ``k / fps`` from the start,
+    i.e. source indices ``round(k * native / fps)`` (:func:`resampled_offsets`), so a clip spans
+    ``num / fps`` seconds whatever the file's rate; the clip's ``nu`` is then ``fps``. ``native`` is
+    ``source_fps`` when given (annotations), else the file's average rate. A rate above the native
+    one repeats frames."""
     vr = open_video(path)
-    n, fps = len(vr), float(vr.get_avg_fps())
-    if n < num:
-        raise VideoReadError(path, f"too short ({n} frames, need {num})")
-    idx = eval_indices(n, num, start, seed, key or Path(path).stem)
+    n, native = len(vr), float(source_fps or vr.get_avg_fps())
+    if fps is not None and not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    if fps is not None and not native > 0:
+        raise VideoReadError(path, "unreadable (no frame rate in its metadata, needed to resample it)")
+    step = 1.0 if fps is None else native / float(fps)
+    need = int(resampled_offsets(num, step)[-1]) + 1 if num else 0
+    if n < need:
+        at = f" for {num} frames at {float(fps):g} fps from {native:g} fps" if fps is not None else ""
+        raise VideoReadError(path, f"too short ({n} frames, need {need}{at})")
+    idx = eval_indices(n, num, start, seed, key or Path(path).stem, step=step)
     frames = resize_frames(read_frames(vr, idx, path), size, resize)
-    return Clip(frames, idx, fps, fps, num, key or Path(path).stem, str(path))
+    return Clip(frames, idx, native, float(fps) if fps is not None else native, need, key or Path(path).stem, str(path))
 
 
 def read_train_clip(

@@ -1,8 +1,10 @@
+from .interpolation import InterpolationUNet
 from .unet import AdaptedConv2d, MagicVideoUNet, MagicVideoUNetOutput, SpatioTemporalBlock, TemporalAttention
 from .vae import VideoAutoencoderKL
 
 __all__ = [
     "AdaptedConv2d",
+    "InterpolationUNet",
     "MagicVideoUNet",
     "MagicVideoUNetOutput",
     "SpatioTemporalBlock",

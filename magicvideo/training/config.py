@@ -23,7 +23,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from magicvideo.build import ModelConfig, load_model_config
-from magicvideo.configs import ConfigError, StrictModel, read_yaml, resolve_config_path
+from magicvideo.configs import ConfigError, StrictModel, describe_error, read_yaml, resolve_config_path
 
 
 class DataSection(StrictModel):
@@ -76,12 +76,15 @@ class CLIPSection(StrictModel):
 
 class ClassifierSection(StrictModel):
     """The shapes video classifier (stage classifier): a width-scaled Inception-I3D with one head
-    per attribute (:mod:`magicvideo.training.classifier`)."""
+    per attribute (:mod:`magicvideo.models.classifier`, trained by :mod:`magicvideo.training.classifier`)."""
 
     width: float = Field(0.25, gt=0, le=1)      # channel multiplier of every I3D layer (1.0: the original widths)
     attributes: list[str] = ["shape", "color", "background", "motion", "speed"]  # heads (shapes.json vocabulary)
     dropout: float = Field(0.5, ge=0, lt=1)     # before the heads, as I3D
-    num_frames: int = Field(16, ge=10)          # consecutive frames per training clip (the eval protocol's 16)
+    num_frames: int = Field(16, ge=10)          # frames per training clip (the eval protocol's 16)
+    input: Literal["rgb", "rgb_diff"] = "rgb"   # rgb_diff: the first conv also sees frame differences (motion)
+    fps: float | None = Field(None, gt=0)       # read clips at this rate (null: consecutive frames); the
+                                                # benchmark protocol's fps, so real and generated clips match
 
 
 class TrainConfig(StrictModel):
@@ -151,11 +154,13 @@ def validate_train_config(data: object, source: str = "config") -> TrainConfig:
         problems = []
         for err in exc.errors():
             loc = list(err["loc"])
-            if loc[:1] == ["model"] and len(loc) > 1 and loc[1] in ("str", "ModelConfig"):
-                if (loc[1] == "ModelConfig") != inline:
+            # loc[1] names the union's branch: "str", or the ModelConfig schema ("ModelConfig", or
+            # "function-wrap[...]" after its validator of related keys)
+            if loc[:1] == ["model"] and len(loc) > 1:
+                if (loc[1] != "str") != inline:
                     continue  # the other branch of the union: not what the user meant
                 loc = ["model", *loc[2:]]
-            problems.append(f"{'.'.join(str(p) for p in loc) or '<root>'}: {err['msg']}")
+            problems.append(describe_error(loc, err["msg"]))
         raise ConfigError(f"{source}: {'; '.join(problems)}") from None
 
 

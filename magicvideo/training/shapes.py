@@ -13,7 +13,13 @@ The chain (issue 6, point 4; DESIGN.md "The embedded default"):
                the CLIP image embeddings of each clip's frames (3.1.3, unsupervised pre-training)
 7. finetune    the same model on text-video pairs (:mod:`.keyframe`); saved with the VideoVAE as a
                ``MagicVideoPipeline`` folder, ``OUT/pipeline``
-8. classifier  width-scaled I3D with attribute heads (:mod:`.classifier`) -> ``OUT/classifier``;
+8. interpolation  frame interpolation (3.2, :mod:`.interpolation`): an ``InterpolationUNet``
+               initialised from the fine-tuned key-frame U-Net, trained on windows of real clips
+               conditioned on the CLIP image embeddings of ``OUT/t2i/image_encoder``; written into
+               ``OUT/pipeline`` as ``interpolation/`` (float16 storage, loaded as float32: the
+               committed-size budget) and ``image_encoder/``. Its recipe entry is optional: without
+               one the stage is skipped (``steps: 0``)
+9. classifier  width-scaled I3D with attribute heads (:mod:`.classifier`) -> ``OUT/classifier``;
                scored on the test split (attribute accuracy vs chance)
 
 A stage with ``steps: 0`` is skipped (videovae: the pipeline keeps identity temporal layers;
@@ -59,7 +65,10 @@ from magicvideo.configs import ConfigError, StrictModel, read_yaml, resolve_conf
 from magicvideo.data.shapes import ShapesSpec
 from magicvideo.training.config import TrainConfig, validate_train_config
 
-STAGES = ("image_vae", "clip", "t2i", "videovae", "pretrain", "finetune", "classifier")
+# interpolation before classifier: ablations.py runs ``STAGES[:-1]`` for its "full" variant (all but the classifier)
+STAGES = ("image_vae", "clip", "t2i", "videovae", "pretrain", "finetune", "interpolation", "classifier")
+#: the interpolation U-Net's storage dtype in OUT/pipeline (halves its file; loaded as float32)
+INTERPOLATION_STORAGE_DTYPE = torch.float16
 #: what the eval flows and `magicvideo generate` load (the committed part of OUT)
 SHIPPED = ("pipeline", "classifier", "clip")
 
@@ -75,6 +84,7 @@ class StagesSection(StrictModel):
     pretrain: dict[str, Any] = {}
     finetune: dict[str, Any] = {}
     classifier: dict[str, Any] = {}
+    interpolation: dict[str, Any] = {"steps": 0}  # a recipe without this stage skips it
 
 
 class ShapesRecipe(StrictModel):
@@ -165,7 +175,7 @@ class ShapesChain:
         user = dict(getattr(r.stages, stage))
         base: dict[str, Any] = {"stage": stage, "model": self.model.model_dump(), "seed": r.seed,
                                 "out_dir": str(self.run_dir(stage))}  # fmt: skip
-        if stage in ("pretrain", "finetune"):
+        if stage in ("pretrain", "finetune", "interpolation"):
             base["stage"] = "keyframe"
         base.update(chain)
         data = {"csv": str(self.data_dir / "train.csv"), **dict(user.pop("data", {})), "seed": r.seed}
@@ -326,11 +336,33 @@ class ShapesChain:
             shutil.rmtree(self.out / "classifier", ignore_errors=True)
             shutil.copytree(self.final_weights(cfg, "classifier"), self.out / "classifier")
             model = ShapesI3D.from_pretrained(self.out / "classifier")
-            videos, attrs = read_test_clips(self.data_dir, cfg.classifier.num_frames, self.model.resolution)
+            videos, attrs = read_test_clips(self.data_dir, cfg.classifier.num_frames, self.model.resolution,
+                                            fps=model.config.fps)  # the rate it was trained at  # fmt: skip
             return {**summary, "test_accuracy": attribute_accuracy(model, videos, attrs),
                     "chance": chance_accuracy(model.heads), "test_clips": len(videos)}  # fmt: skip
 
         self._stage("classifier", self.stage_config("classifier"), train)
+
+    def interpolation(self) -> None:
+        from magicvideo.training.interpolation import build_interpolation_trainer
+
+        start = self.stage_config("finetune") or self.stage_config("pretrain")
+        init = str(self.final_weights(start, "unet")) if start is not None else None
+        cfg = self.stage_config("interpolation", weights="pretrained", conditioning="image", init_unet=init,
+                                image_encoder=str(self.t2i_dir / "image_encoder"))  # fmt: skip
+        self._stage("interpolation", cfg, lambda cfg: self._fit(build_interpolation_trainer(cfg)))
+        pipeline = self.out / "pipeline"
+        if cfg is None or not (pipeline / "model_index.json").is_file():
+            return
+        # (re)attach: the fine-tuning stage rewrites OUT/pipeline whenever it runs
+        from transformers import CLIPVisionModelWithProjection
+
+        from magicvideo.models import InterpolationUNet
+        from magicvideo.pipeline import add_interpolation
+
+        model = InterpolationUNet.from_pretrained(self.final_weights(cfg, "interpolation"))
+        encoder = CLIPVisionModelWithProjection.from_pretrained(self.t2i_dir / "image_encoder")
+        add_interpolation(pipeline, model.to(dtype=INTERPOLATION_STORAGE_DTYPE), encoder)
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
         """Run `stages` (in the chain's order; each needs its predecessors' outputs) and write

@@ -1,6 +1,6 @@
 """Measure the shapes generator and the loaders' decode throughput (BENCHMARKS.md, 'Data').
 
-    python -m magicvideo.data.throughput [--dir DIR] [--train 2000] [--test 256] [--workers N]
+    python benchmarks/bench_data.py [--dir DIR] [--train 2000] [--test 256] [--workers N]
 
 1. ``write_shapes`` of the default benchmark (64x64): clips/s for the whole write.
 2. Evaluation clips of the shapes test split (``Benchmark.reference_clips``, 16 frames, 64x64).

@@ -1,7 +1,7 @@
 """Orchestration overhead: the same generation work through ``magicvideo eval`` and as a bare loop.
 
-    python -m flows.bench_overhead --prompts 96 --steps 25 --batch-size 8 --repeats 3 --out /tmp/overhead
-    python -m flows.bench_overhead --model sd15 --prompts 32 --steps 25 --batch-size 8   # on a GPU
+    python benchmarks/bench_overhead.py --prompts 96 --steps 25 --batch-size 8 --repeats 3 --out /tmp/overhead
+    python benchmarks/bench_overhead.py --model sd15 --prompts 32 --steps 25 --batch-size 8   # on a GPU
 
 Both sides are whole commands, timed from outside (wall time from process start to exit, imports
 included), on the same work: a model config with random weights (``--model``: tiny, or sd15 for the
@@ -9,7 +9,7 @@ paper's size on a GPU), saved as a checkpoint folder, the shapes benchmark's fir
 batch size and sampler, each clip written as an ``.npy`` under its content address; fp32, on CUDA
 when there is a GPU.
 
-- bare: ``python -m flows.bench_overhead --bare``: imports, ``from_pretrained``, pipeline calls, writes.
+- bare: ``python benchmarks/bench_overhead.py --bare``: imports, ``from_pretrained``, pipeline calls, writes.
 - flow: ``magicvideo eval shapes --checkpoint ...`` with metrics off (generation only): a temporary
   Prefect server, a local Ray with one actor (the GPU, or every core on a CPU: Ray sets
   OMP_NUM_THREADS to the actor's num_cpus), SQLite MLflow; what a user runs.
@@ -126,7 +126,7 @@ def main() -> None:
                                                          os.environ.get("PYTHONPATH", "")])}
     if args.cpu:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    bare_cmd = [sys.executable, "-m", "flows.bench_overhead", "--bare", "--prompts", str(args.prompts),
+    bare_cmd = [sys.executable, str(Path(__file__).resolve()), "--bare", "--prompts", str(args.prompts),
                 "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--out", str(out),
                 *(["--threads", str(args.threads)] if args.threads else [])]
     flow_cmd = [sys.executable, "-m", "magicvideo.cli", "eval", "shapes", "--checkpoint", str(out / "ckpt"),

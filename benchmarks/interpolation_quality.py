@@ -1,0 +1,207 @@
+"""Frame-interpolation quality on real shapes clips (issue 13, "Measures").
+
+Renders shapes test clips (no codec: the generator's own frames) of 61 consecutive frames, keeps
+every 4th frame (16 key frames), fills the 45 dropped frames back in, and scores them against
+the originals:
+
+  * model         the pipeline's interpolation stage (``stages=("interpolate",)``) on the key
+                  frames' VAE latents, FPS condition = the key frames' rate x 4, decoded with the
+                  pipeline's VAE;
+  * pixel blend   linear blending of the two neighbouring key frames in pixel space;
+  * latent blend  linear blending of their VAE latents, decoded;
+  * vae recon     the dropped frames encoded and decoded (the VAE's own ceiling on the model).
+
+Metrics over the dropped frames only: PSNR (dB, per frame, averaged) and SSIM (gaussian
+window 11, sigma 1.5, on [0, 255], mean over channels) against the real frames, and PSNR against
+the VAE's reconstruction of the real frames ("PSNR vs recon": what the interpolation itself
+gets right, without the VAE's loss, which bounds the model and the latent blend but not the
+pixel blend: on 64 px shapes clips at 20-24 fps pixel blending reaches ~46-48 dB, above the
+committed VAE's ~36.5 dB reconstruction); with the shapes classifier
+(``--fvd``), a Fréchet distance of the 61-frame clips against the real ones, cut into four
+16-frame windows (0-15, 15-30, 30-45, 45-60) because the classifier reads 16 frames; with few
+clips it is biased upward, use it to compare methods, not as an absolute number.
+
+Usage (repo root):
+    python benchmarks/interpolation_quality.py --pipeline checkpoints/shapes/pipeline --clips 64 --steps 25 --fvd
+    python benchmarks/interpolation_quality.py --pipeline OUT/pipeline --clips 4 --steps 2 --device cpu   # smoke
+Prints a table; ``--json PATH`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def real_clips(n: int, size: int, fps: float, seed: int, frames: int = 61) -> np.ndarray:
+    """`n` shapes test clips of `frames` consecutive frames at `fps`: uint8 ``(n, frames, S, S, 3)``."""
+    from magicvideo.data.shapes import ShapesSpec, render, sample_clip
+
+    spec = ShapesSpec(size=size, seed=seed, fps=[fps], durations=[math.ceil(frames / fps * 100) / 100 + 0.01])
+    clips = []
+    for i in range(n):
+        try:
+            clip = sample_clip(spec, "test", i)
+        except ValueError:
+            raise SystemExit(f"the shapes generator cannot render {frames} frames at {fps:g} fps ({frames / fps:.1f} s: "
+                             "the shape would leave the frame); use --fps 20 or more") from None
+        video = render(clip, size)
+        assert len(video) >= frames, (len(video), frames)
+        clips.append(video[:frames])
+    return np.stack(clips)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-frame PSNR of uint8-range float frames ``(..., 3, H, W)``."""
+    mse = ((a - b) ** 2).flatten(-3).mean(-1)
+    return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-frame SSIM (Wang et al. 2004: gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, L 255),
+    frames ``(N, 3, H, W)`` in [0, 255], mean over channels and positions ('valid' windows)."""
+    x = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(x**2) / (2 * 1.5**2))
+    g = (g / g.sum()).to(a.device, a.dtype)
+    win = (g[:, None] * g[None, :]).expand(3, 1, 11, 11)
+    conv = lambda t: F.conv2d(t, win, groups=3)  # noqa: E731
+    mu_a, mu_b = conv(a), conv(b)
+    saa, sbb, sab = conv(a * a) - mu_a**2, conv(b * b) - mu_b**2, conv(a * b) - mu_a * mu_b
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+    return s.flatten(1).mean(1)
+
+
+def blend(keys: torch.Tensor, new: int = 3) -> torch.Tensor:
+    """Linear blending between adjacent key frames along dim 2: ``(B, C, K, ...)`` -> ``(B, C, K + (K-1) new, ...)``."""
+    left, right = keys[:, :, :-1], keys[:, :, 1:]
+    steps = [left + (right - left) * (j / (new + 1)) for j in range(new + 1)]  # j = 0 is the left key frame
+    body = torch.stack(steps, dim=3).flatten(2, 3)
+    return torch.cat([body, keys[:, :, -1:]], dim=2)
+
+
+def to_uint8_range(frames: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, F, H, W)`` in [-1, 1] -> float in [0, 255] after uint8 rounding, ``(B, F, 3, H, W)``."""
+    return ((frames.float() + 1) * 127.5).round().clamp(0, 255).transpose(1, 2)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pipeline", default="checkpoints/shapes/pipeline", help="a pipeline folder with interpolation/")
+    p.add_argument("--clips", type=int, default=64)
+    p.add_argument("--fps", type=float, default=24.0,
+                   help="rate of the rendered 61-frame clips (key frames: fps / 4); the generator allows >= 20")
+    p.add_argument("--steps", type=int, default=25, help="interpolation denoising steps")
+    p.add_argument("--scheduler", default="ddim")
+    p.add_argument("--guidance", type=float, default=1.0, help="interpolation CFG scale (1: off)")
+    p.add_argument("--batch", type=int, default=8, help="clips per pipeline call")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--fvd", action="store_true", help="also the shapes-classifier Fréchet distance (16-frame windows)")
+    p.add_argument("--classifier", default=None, help="shapes classifier folder (default: the committed one)")
+    p.add_argument("--json", help="write the numbers here")
+    args = p.parse_args()
+
+    from magicvideo.models.interpolation import interpolated_length
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.set_scheduler(args.scheduler)
+    if pipe.interpolation is None:
+        raise SystemExit(f"{args.pipeline} has no interpolation/ component (train it: magicvideo train shapes OUT)")
+    size = (pipe.unet.config.sample_size or 32) * pipe.vae_scale_factor
+    win = pipe.interpolation.window
+    length = interpolated_length(pipe.unet.config.num_frames, win - 2)  # 16 key frames -> 61
+    clips = real_clips(args.clips, size, args.fps, args.seed, frames=length)
+    key_idx = np.arange(0, clips.shape[1], win - 1)
+    dropped = np.setdiff1d(np.arange(clips.shape[1]), key_idx)
+    key_nu = args.fps / (win - 1)
+
+    methods = ("model", "pixel blend", "latent blend", "vae recon")
+    scores = {m: {"psnr": [], "ssim": [], "psnr_vs_recon": []} for m in methods}
+    outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    seconds = 0.0
+    for start in range(0, len(clips), args.batch):
+        real = torch.from_numpy(clips[start : start + args.batch]).to(args.device)  # (B, 61, H, W, 3)
+        x = real.permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (B, 3, 61, H, W)
+        with torch.no_grad():
+            z_keys = pipe.encode_frames(x[:, :, key_idx])
+            t0 = time.perf_counter()
+            z = pipe(stages="interpolate", keyframe_latents=z_keys, seed=[args.seed + start + k for k in range(len(x))],
+                     fps=key_nu, num_inference_steps=args.steps, interpolation_guidance_scale=args.guidance,
+                     output_type="latent").frames  # fmt: skip
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - t0
+            made = {
+                "model": pipe.decode_latents(z),
+                "pixel blend": blend(x[:, :, key_idx], win - 2),
+                "latent blend": pipe.decode_latents(blend(z_keys, win - 2)),
+                "vae recon": pipe.decode_latents(pipe.encode_frames(x)),
+            }
+        truth = real.permute(0, 1, 4, 2, 3).float()  # (B, 61, 3, H, W) in [0, 255]
+        recon = to_uint8_range(made["vae recon"])[:, dropped].flatten(0, 1)
+        for m, frames in made.items():
+            got = to_uint8_range(frames)
+            outputs[m].append(got.permute(0, 1, 3, 4, 2).to(torch.uint8).cpu().numpy())
+            a, b = got[:, dropped].flatten(0, 1), truth[:, dropped].flatten(0, 1)
+            scores[m]["psnr"].append(psnr(a, b).cpu())
+            scores[m]["ssim"].append(ssim(a.double(), b.double()).cpu())
+            scores[m]["psnr_vs_recon"].append(psnr(a, recon).cpu())
+
+    result = {"clips": len(clips), "frames": int(clips.shape[1]), "dropped_per_clip": int(len(dropped)),
+              "source_fps": args.fps, "keyframe_fps": key_nu, "steps": args.steps, "scheduler": args.scheduler,
+              "guidance": args.guidance, "interpolation_seconds_per_clip": seconds / len(clips), "methods": {}}  # fmt: skip
+    for m in methods:
+        result["methods"][m] = {k: float(torch.cat(v).mean()) for k, v in scores[m].items()}
+
+    if args.fvd and clips.shape[1] < 16:
+        print(f"--fvd: clips of {clips.shape[1]} frames are shorter than the classifier's 16; skipped")
+    elif args.fvd:
+        from evaluation.extractors import ShapesI3DExtractor
+        from evaluation.frechet import frechet_distance
+        from evaluation.stats import FeatureStats
+
+        extractor = ShapesI3DExtractor(args.classifier, device=args.device)
+
+        def stats(videos: np.ndarray) -> FeatureStats:
+            s = FeatureStats()
+            for a in range(0, clips.shape[1] - 15, 15):  # 0-15, 15-30, 30-45, 45-60
+                for k in range(0, len(videos), 32):
+                    s.update(extractor(videos[k : k + 32, a : a + 16]).double().cpu().numpy())
+            return s
+
+        ref = stats(clips)
+        for m in methods:
+            gen = stats(np.concatenate(outputs[m]))
+            result["methods"][m]["fvd61"] = frechet_distance(gen.mean(), gen.cov(), ref.mean(), ref.cov())
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"interpolation of {len(clips)} shapes clips: {len(key_idx)} key frames -> {clips.shape[1]} "
+                        f"({args.fps:g} fps; {args.steps} {args.scheduler} steps)")  # fmt: skip
+    cols = ["psnr", "ssim", "psnr_vs_recon"] + (["fvd61"] if "fvd61" in result["methods"]["model"] else [])
+    table.add_column("method")
+    for c in cols:
+        table.add_column({"psnr": "PSNR dB", "ssim": "SSIM", "psnr_vs_recon": "PSNR vs recon", "fvd61": "FVD-61 (shapes I3D)"}[c], justify="right")
+    for m in methods:
+        r = result["methods"][m]
+        table.add_row(m, *(f"{r[c]:.2f}" if c != "ssim" else f"{r[c]:.4f}" for c in cols))
+    Console().print(table)
+    print(f"interpolation stage: {result['interpolation_seconds_per_clip']:.3f} s per clip on {args.device}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Clean-up after a killed ``magicvideo eval`` (issue 19.2): its processes, and the runs it left RUNNING.
+
+Every process a run starts (the temporary Prefect server, Ray's GCS, raylet, agents and workers)
+inherits the environment variable ``MAGICVIDEO_RUN=<run id>``, set before anything starts. Two
+things use that mark:
+
+- **The reaper**, a small process (``python -m flows.reaper``, no Prefect, Ray or MLflow import)
+  started beside the run, holding the read end of a pipe whose write end only the run's process
+  holds. While the run lives it notes the run's process tree every second (the raylet starts its
+  agents with an environment of their own, without the mark). When the run's process ends, however
+  it ends (``kill -9`` included), the pipe closes; the reaper then sends SIGTERM to every process
+  still carrying the mark or seen below the run, SIGKILL a few seconds later to those left (Ray's
+  ``DashboardAgent`` and ``RuntimeEnvAgent`` outlive their raylet and ignore SIGTERM), and exits.
+- **The run record**, ``<state dir>/runs/<run id>.json`` (state dir: ``$MAGICVIDEO_STATE_DIR``, else
+  ``~/.cache/magicvideo``): the run's PID and its start time (so a reused PID is not mistaken for it),
+  its MLflow tracking URI and experiment, and its Prefect flow run id once the flow is running. A
+  run that ends removes its record. The next ``magicvideo eval`` finds the records of dead runs
+  (:func:`stale_runs`), kills what is left of them and marks their MLflow runs and Prefect flow run
+  FAILED with a note (:func:`settle`), so nothing stays RUNNING forever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+MARK = "MAGICVIDEO_RUN"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MAGICVIDEO_STATE_DIR") or Path.home() / ".cache" / "magicvideo")
+
+
+def runs_dir() -> Path:
+    return state_dir() / "runs"
+
+
+# ------------------------------------------------------------------------------------- processes
+def start_ticks(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def alive(pid: int, ticks: int | None) -> bool:
+    """Whether the process ``pid`` that started at ``ticks`` still runs (a zombie does not)."""
+    now = start_ticks(pid)
+    if now is None or (ticks is not None and now != ticks):
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def marked_processes(run_id: str) -> list[int]:
+    """PIDs of this user's processes whose environment carries ``MAGICVIDEO_RUN=run_id``."""
+    needle = f"{MARK}={run_id}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        if pid == os.getpid():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        if needle in env.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+def descendants(root: int) -> dict[int, int | None]:
+    """The processes below ``root`` (children, their children, ...): pid -> start ticks."""
+    children: dict[int, list[int]] = {}
+    ticks = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        ticks[int(entry.name)] = int(fields[19])
+    out, todo = {}, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid not in out:
+            out[pid] = ticks.get(pid)
+            todo += children.get(pid, [])
+    return out
+
+
+def kill_marked(run_id: str, grace: float = 5.0, known: dict[int, int | None] | None = None) -> list[int]:
+    """SIGTERM every process marked with ``run_id`` and every process of ``known`` (pid -> start
+    ticks) still alive, SIGKILL those left after ``grace`` seconds; returns the PIDs signalled."""
+    pids = {pid: start_ticks(pid) for pid in marked_processes(run_id)}
+    pids.update({p: t for p, t in (known or {}).items() if p != os.getpid() and alive(p, t)})
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(alive(p, t) for p, t in pids.items()):
+        time.sleep(0.2)
+    for pid, t in {**pids, **{p: start_ticks(p) for p in marked_processes(run_id)}}.items():  # + any new
+        if alive(pid, t):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return sorted(pids)
+
+
+# ------------------------------------------------------------------------------------ run records
+class RunRecord:
+    """This process's run: its mark in the environment, its record file, and its reaper."""
+
+    def __init__(self, **info):
+        self.run_id = uuid.uuid4().hex[:16]
+        self.path = runs_dir() / f"{self.run_id}.json"
+        self.info = {"run_id": self.run_id, "pid": os.getpid(), "start_ticks": start_ticks(os.getpid()),
+                     "started": time.strftime("%Y-%m-%d %H:%M:%S"), "argv": sys.argv, "cwd": os.getcwd(),
+                     "flow_run_id": None, **info}
+        self.reaper: subprocess.Popen | None = None
+        self._pipe_w: int | None = None
+
+    def start(self) -> RunRecord:
+        """Mark the environment, write the record, start the reaper."""
+        os.environ[MARK] = self.run_id
+        self.save()
+        r, self._pipe_w = os.pipe()  # not inheritable: only this process holds the write end
+        env = {k: v for k, v in os.environ.items() if k != MARK}
+        self.reaper = subprocess.Popen([sys.executable, "-m", "flows.reaper", self.run_id, str(r), str(os.getpid())],
+                                       pass_fds=(r,),
+                                       env=env, cwd=str(Path(__file__).resolve().parents[1]),
+                                       process_group=0,  # the terminal's Ctrl-C is for the run, not the reaper
+                                       stdin=subprocess.DEVNULL)
+        os.close(r)
+        return self
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=1))
+        os.replace(tmp, self.path)
+
+    def update(self, **info) -> None:
+        self.info.update(info)
+        self.save()
+
+    def flow_hook(self, flow, flow_run, state) -> None:
+        """A Prefect ``on_running`` hook: the flow run id into the record."""
+        self.update(flow_run_id=str(flow_run.id))
+
+    def finish(self) -> None:
+        """The run ended (and cleaned up after itself): remove the record, and let the reaper stop
+        anything of the run still running (it exits then)."""
+        self.path.unlink(missing_ok=True)
+        os.environ.pop(MARK, None)
+        if self._pipe_w is not None:
+            os.close(self._pipe_w)
+            self._pipe_w = None
+
+
+def stale_runs() -> list[dict]:
+    """Records of runs whose process is gone (killed, or crashed before removing its record)."""
+    out = []
+    for f in sorted(runs_dir().glob("*.json")) if runs_dir().is_dir() else ():
+        try:
+            info = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("pid") != os.getpid() and not alive(info["pid"], info.get("start_ticks")):
+            out.append({**info, "_file": str(f)})
+    return out
+
+
+def note(info: dict) -> str:
+    return (f"Marked FAILED by a later magicvideo eval: the process that ran it (PID {info['pid']}, started "
+            f"{info['started']}) ended without finishing it (killed?). Its log: {info.get('log') or 'none'}")
+
+
+def settle_mlflow(info: dict) -> list[str]:
+    """Mark the dead run's RUNNING MLflow runs (found by their Prefect flow run id tag) FAILED, with a note."""
+    if not info.get("flow_run_id") or not info.get("tracking_uri"):
+        return []
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=info["tracking_uri"])
+    exp = client.get_experiment_by_name(info.get("experiment") or "magicvideo-eval")
+    if exp is None:
+        return []
+    runs = client.search_runs([exp.experiment_id], f"tags.prefect_flow_run_id = '{info['flow_run_id']}' "
+                              "and attributes.status = 'RUNNING'")
+    for run in runs:
+        client.set_tag(run.info.run_id, "mlflow.note.content", note(info))
+        client.set_tag(run.info.run_id, "killed_pid", str(info["pid"]))
+        client.set_terminated(run.info.run_id, "FAILED")
+    return [r.info.run_id for r in runs]
+
+
+def settle_prefect(info: dict) -> bool:
+    """Mark the dead run's Prefect flow run FAILED (Crashed), if it is still RUNNING or PENDING on the
+    API this process talks to (the temporary server keeps its runs in ``PREFECT_HOME``'s database)."""
+    if not info.get("flow_run_id"):
+        return False
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(info["flow_run_id"])
+        except Exception:  # noqa: BLE001 - another API (or database) than the dead run's
+            return False
+        if run.state is None or run.state.is_final():
+            return False
+        client.set_flow_run_state(run.id, Crashed(message=note(info)), force=True)
+        return True
+
+
+def settle(info: dict, log) -> None:
+    """Everything a dead run left: its processes, its RUNNING MLflow runs and Prefect flow run; then its record."""
+    killed = kill_marked(info["run_id"], grace=3.0)
+    done = []
+    try:
+        done = settle_mlflow(info)
+    except Exception as exc:  # noqa: BLE001 - never fail this run for an old one
+        log.warning("could not mark the MLflow runs of dead run %s: %s", info["run_id"], exc)
+    try:
+        flow = settle_prefect(info)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not mark the Prefect flow run of dead run %s: %s", info["run_id"], exc)
+        flow = False
+    log.warning("an earlier eval (PID %s, started %s) was killed: %d of its processes stopped, %d MLflow runs "
+                "and %d Prefect flow run marked FAILED", info["pid"], info["started"], len(killed), len(done),
+                int(flow))
+    Path(info["_file"]).unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------- reaper
+def _reap(run_id: str, fd: int, run_pid: int) -> None:
+    """Wait for the run's end (EOF on the pipe), noting the run's process tree every second: a process
+    that Ray started with its own environment (the raylet's agents) carries no mark, and is
+    re-parented when its parent dies, but it was seen below the run while the run lived."""
+    import select
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's to handle; we act when it is gone
+    seen: dict[int, int | None] = {}
+    while True:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready and not os.read(fd, 4096):
+            break
+        seen.update(descendants(run_pid))
+    os.close(fd)
+    time.sleep(0.5)  # exit handlers of children (Ray's GCS, raylet) that were already stopping
+    kill_marked(run_id, known=seen)
+
+
+if __name__ == "__main__":
+    _reap(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -1,0 +1,163 @@
+"""Issue 19.2: a `magicvideo eval` killed with SIGKILL leaves nothing running, and the next run marks
+what it left RUNNING (MLflow runs, the Prefect flow run) FAILED, with a note."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows import reaper
+
+MAGICVIDEO = str(Path(sys.executable).parent / "magicvideo")
+
+
+def _session_or_cwd(sid: int, folder: Path) -> dict[int, str]:
+    """Live processes in session `sid` or working in `folder` (zombies excluded): pid -> command."""
+    out = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cwd = os.readlink(entry / "cwd")
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+        except OSError:
+            continue
+        if stat[0] != "Z" and (int(stat[3]) == sid or cwd == str(folder) or cwd.startswith(f"{folder}/")):
+            out[int(entry.name)] = cmd
+    return out
+
+
+@pytest.fixture
+def run_env(tmp_path):
+    from magicvideo.build import build_pipeline
+    from magicvideo.data import ShapesSpec, write_shapes
+
+    build_pipeline("tiny", weights="random", seed=0).save_pretrained(tmp_path / "ckpt")
+    write_shapes(tmp_path / "shapes", ShapesSpec(train=0, test=4, durations=[2.0], fps=[8.0]), workers=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "RAY_ADDRESS", "MLFLOW_TRACKING"))}
+    env.update(MAGICVIDEO_STATE_DIR=str(tmp_path / "state"), PREFECT_HOME=str(tmp_path / "prefect_home"),
+               OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = [MAGICVIDEO, "eval", "shapes", "--checkpoint", str(tmp_path / "ckpt"), "--root", str(tmp_path / "shapes"),
+            "--limit", "4", "--output-root", str(run / "out"), "--tracking-uri", f"sqlite:///{run}/mlflow.db",
+            "--set", "metrics.fvd=null", "--set", "metrics.fid=null", "--set", "metrics.clipsim=null",
+            "--set", "metrics.attributes=null", "--set", "ray.batch_size=1", "--set", "ray.num_actors=1"]
+    return env, run, argv
+
+
+def _start_and_wait_for_generation(env, run, argv):
+    """A real eval in its own session, returned once its flow runs and its first sample is written."""
+    proc = subprocess.Popen([*argv, "--steps", "40"], cwd=run, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    records = Path(env["MAGICVIDEO_STATE_DIR"]) / "runs"
+    deadline = time.monotonic() + 240
+    info = None
+    while time.monotonic() < deadline and proc.poll() is None:  # until the flow runs and generation started
+        files = list(records.glob("*.json")) if records.is_dir() else []
+        info = json.loads(files[0].read_text()) if files else None
+        if info and info["flow_run_id"] and list((run / "out").glob("samples/*/*.npy")):
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None and info and info["flow_run_id"], proc.stdout.read().decode()[-3000:]
+    started = _session_or_cwd(proc.pid, run)
+    assert len(started) >= 4, started  # the run, its reaper, Prefect's server, Ray's processes and actor
+    return proc, info
+
+
+def _none_left_within(sid: int, run: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (left := _session_or_cwd(sid, run)):
+        time.sleep(1)
+    assert not left, f"alive {seconds:.0f} s after the kill: {left}"
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_no_process_and_the_rerun_marks_the_runs_failed(run_env):
+    env, run, argv = run_env
+    proc, info = _start_and_wait_for_generation(env, run, argv)
+    records = Path(env["MAGICVIDEO_STATE_DIR"]) / "runs"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _none_left_within(proc.pid, run, 30)
+    assert not reaper.marked_processes(info["run_id"])
+
+    # the MLflow parent run was left RUNNING; the rerun (same output root) marks it FAILED and finishes
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{run}/mlflow.db")
+    exp = client.get_experiment_by_name("magicvideo-eval")
+    (dead,) = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+    r = subprocess.run([*argv, "--steps", "40"], cwd=run, env=env, capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "was killed" in r.stderr
+    assert not client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+    dead = client.get_run(dead.info.run_id)
+    assert dead.info.status == "FAILED" and dead.data.tags["killed_pid"] == str(proc.pid)
+    assert "Marked FAILED by a later magicvideo eval" in dead.data.tags["mlflow.note.content"]
+    assert not list(records.glob("*.json"))  # both records gone: the dead one settled, the rerun's own finished
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_run_and_marks_its_runs_failed(run_env):
+    env, run, argv = run_env
+    proc, info = _start_and_wait_for_generation(env, run, argv)
+    os.kill(proc.pid, signal.SIGTERM)
+    rc = proc.wait(120)
+    out = proc.stdout.read().decode()
+    assert rc == 128 + signal.SIGTERM, out[-4000:]
+    assert "magicvideo eval: interrupted" in out and "Traceback" not in out, out[-3000:]
+    _none_left_within(proc.pid, run, 30)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{run}/mlflow.db")
+    exp = client.get_experiment_by_name("magicvideo-eval")
+    runs = client.search_runs([exp.experiment_id])
+    assert runs and {r.info.status for r in runs} == {"FAILED"}  # the flow's own clean-up, no later run needed
+    assert not list((Path(env["MAGICVIDEO_STATE_DIR"]) / "runs").glob("*.json"))
+
+
+def test_stale_runs_skip_live_processes_and_reused_pids(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAGICVIDEO_STATE_DIR", str(tmp_path))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    me = os.getppid()  # alive, not this process
+    (runs / "live.json").write_text(json.dumps({"run_id": "live", "pid": me, "start_ticks": reaper.start_ticks(me)}))
+    (runs / "reused.json").write_text(json.dumps({"run_id": "reused", "pid": me, "start_ticks": 1}))
+    sleeper = subprocess.Popen(["sleep", "0"])
+    sleeper.wait()
+    (runs / "dead.json").write_text(json.dumps({"run_id": "dead", "pid": sleeper.pid, "start_ticks": None}))
+    assert sorted(r["run_id"] for r in reaper.stale_runs()) == ["dead", "reused"]
+
+
+def test_the_reaper_kills_the_marked_processes_when_its_run_dies(tmp_path, monkeypatch):
+    """A stand-in run: marks its environment, starts the reaper and a child that ignores SIGTERM, and
+    is killed with SIGKILL; the reaper then kills the child."""
+    code = f"""
+import os, signal, subprocess, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+os.environ["MAGICVIDEO_STATE_DIR"] = {str(tmp_path)!r}
+from flows.reaper import RunRecord
+rec = RunRecord().start()
+child = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"])
+print(rec.run_id, child.pid, rec.reaper.pid, flush=True)
+time.sleep(300)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    run_id, child, reaper_pid = proc.stdout.readline().split()
+    assert reaper.marked_processes(run_id) == [int(child)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (reaper.alive(int(child), None) or reaper.alive(int(reaper_pid), None)):
+        time.sleep(0.2)
+    assert not reaper.alive(int(child), None) and not reaper.alive(int(reaper_pid), None)
+    monkeypatch.setenv("MAGICVIDEO_STATE_DIR", str(tmp_path))
+    (stale,) = reaper.stale_runs()  # its record stays for the next run to settle
+    assert stale["run_id"] == run_id and stale["pid"] == proc.pid
