@@ -80,8 +80,9 @@ def marked_processes(run_id: str) -> list[int]:
     return found
 
 
-def descendants(root: int) -> dict[int, int | None]:
-    """The processes below ``root`` (children, their children, ...): pid -> start ticks."""
+def descendants(root: int, skip: frozenset[int] | set[int] = frozenset()) -> dict[int, int | None]:
+    """The processes below ``root`` (children, their children, ...): pid -> start ticks; not those
+    in `skip`, nor anything below them."""
     children: dict[int, list[int]] = {}
     ticks = {}
     for entry in Path("/proc").glob("[0-9]*"):
@@ -94,7 +95,7 @@ def descendants(root: int) -> dict[int, int | None]:
     out, todo = {}, list(children.get(root, []))
     while todo:
         pid = todo.pop()
-        if pid not in out:
+        if pid not in out and pid not in skip:
             out[pid] = ticks.get(pid)
             todo += children.get(pid, [])
     return out
@@ -252,12 +253,16 @@ def _reap(run_id: str, fd: int, run_pid: int) -> None:
     import select
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the run's to handle; we act when it is gone
+    # what ran below the run's process before the run started is not the run's (an eval called inside
+    # a process that already has a Ray and a Prefect server, e.g. a test session): never note those,
+    # nor what they start later
+    before = set(descendants(run_pid))
     seen: dict[int, int | None] = {}
     while True:
         ready, _, _ = select.select([fd], [], [], 1.0)
         if ready and not os.read(fd, 4096):
             break
-        seen.update(descendants(run_pid))
+        seen.update(descendants(run_pid, skip=before))
     os.close(fd)
     time.sleep(0.5)  # exit handlers of children (Ray's GCS, raylet) that were already stopping
     kill_marked(run_id, known=seen)

@@ -193,17 +193,27 @@ def test_rgb_diff_input_forward_and_round_trip(tmp_path):
         ShapesI3D(["a"], [["x", "y"]], fps=0)
 
 
-def test_committed_classifier_still_loads_as_rgb():
-    """The committed classifier predates the keys: consecutive RGB frames, and its extractor's
-    identity (part of the reference-statistics cache key) is unchanged."""
+def test_committed_classifier_reads_8_fps_differences_and_old_configs_still_load(tmp_path):
+    """The committed classifier (retrained for issue 15.2) sees frame differences at 8 fps, and its
+    extractor's identity (part of the reference-statistics cache key) says so; a classifier saved
+    before the keys existed loads as consecutive RGB frames, with its identity unchanged."""
+    import json
+
     from evaluation import ShapesI3DExtractor
 
     extractor = ShapesI3DExtractor()
     c = extractor.model.config
-    assert c.input == "rgb" and c.fps is None and extractor.model.Conv3d_1a_7x7.conv3d.weight.shape[1] == 3
-    assert extractor.identity()["input"] == "ShapesI3D.prepare: first 16 frames, short side 64 + centre crop, [-1,1]"
-    new = ShapesI3DExtractor(model=ShapesI3D(["a"], [["x", "y"]], width=0.125, input="rgb_diff", fps=8))
-    assert new.identity()["input"].endswith("[-1,1], input rgb_diff, fps 8")
+    assert c.input == "rgb_diff" and c.fps == 8 and extractor.model.Conv3d_1a_7x7.conv3d.weight.shape[1] == 6
+    assert extractor.identity()["input"].endswith("[-1,1], input rgb_diff, fps 8")
+    old = ShapesI3D(["a"], [["x", "y"]], width=0.125)
+    old.save_pretrained(tmp_path / "old")
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("input", "fps"):  # as written before the keys existed
+        cfg.pop(key, None)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(cfg))
+    loaded = ShapesI3D.from_pretrained(tmp_path / "old")
+    assert loaded.config.input == "rgb" and loaded.config.fps is None
+    assert ShapesI3DExtractor(model=loaded).identity()["input"] == "ShapesI3D.prepare: first 16 frames, short side 64 + centre crop, [-1,1]"
 
 
 def test_recipes_train_an_rgb_diff_classifier_at_8_fps(tmp_path):

@@ -3,6 +3,7 @@ what it left RUNNING (MLflow runs, the Prefect flow run) FAILED, with a note."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -161,3 +162,33 @@ time.sleep(300)
     monkeypatch.setenv("MAGICVIDEO_STATE_DIR", str(tmp_path))
     (stale,) = reaper.stale_runs()  # its record stays for the next run to settle
     assert stale["run_id"] == run_id and stale["pid"] == proc.pid
+
+
+def test_a_run_inside_a_longer_process_leaves_its_earlier_processes_alone(tmp_path, monkeypatch):
+    """An eval called inside a process that already runs things (a test session's Ray and Prefect
+    server): when the run ends, the reaper stops what the run started below the process, unmarked
+    ones included, and nothing that was there before it, nor what those start during the run."""
+    monkeypatch.setenv("MAGICVIDEO_STATE_DIR", str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k != reaper.MARK}
+    spawner = ("import subprocess, sys, time; time.sleep(2); p = subprocess.Popen(['sleep', '120']); "
+               "print(p.pid, flush=True); time.sleep(120)")  # a raylet starting a worker later
+    before = subprocess.Popen([sys.executable, "-c", spawner], env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    rec = reaper.RunRecord().start()
+    try:
+        later_child_of_before = int(before.stdout.readline())
+        mine = subprocess.Popen(["sleep", "120"], env=env)  # unmarked, started by the run's process
+        time.sleep(2.5)  # the reaper notes the tree every second
+        assert reaper.alive(mine.pid, None)
+    finally:
+        rec.finish()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and reaper.alive(mine.pid, None):
+        time.sleep(0.2)
+    try:
+        assert mine.wait(timeout=5) is not None  # started below the run, during the run: stopped
+        assert before.poll() is None and reaper.alive(later_child_of_before, None)  # left alone
+    finally:
+        before.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(later_child_of_before, signal.SIGKILL)
