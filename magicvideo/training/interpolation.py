@@ -36,7 +36,7 @@ from torch import nn
 
 from magicvideo.models.interpolation import InterpolationUNet, window_frames
 from magicvideo.training.config import TrainConfig
-from magicvideo.training.keyframe import KeyframeTrainer, drop_condition
+from magicvideo.training.keyframe import KeyframeTrainer, drop_condition, noised
 from magicvideo.training.trainer import load_weights
 
 
@@ -53,17 +53,7 @@ def interpolation_loss(
     windows: scaled clean latents ``(B, C, 5, h, w)`` (key frames at 0 and 4); cond: the key
     frames' CLIP embeddings ``(B, 2, D)``; fps: the window's frame rate ``(B,)``. One t per window;
     noise and t from `generator`."""
-    b = windows.shape[0]
-    noise = torch.randn(windows.shape, generator=generator, device=windows.device, dtype=windows.dtype)
-    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (b,), generator=generator, device=windows.device)
-    noisy = noise_scheduler.add_noise(windows, noise, t)
-    kind = noise_scheduler.config.prediction_type
-    if kind == "epsilon":
-        target = noise
-    elif kind == "v_prediction":
-        target = noise_scheduler.get_velocity(windows, noise, t)
-    else:
-        raise ValueError(f"unsupported prediction_type {kind!r}")
+    noisy, t, target = noised(noise_scheduler, windows, generator)
     pred = unet(noisy, t, cond, fps=fps, keyframes=windows[:, :, [0, -1]]).sample
     return F.mse_loss(pred[:, :, 1:-1].float(), target[:, :, 1:-1].float())
 

@@ -30,6 +30,23 @@ from magicvideo.training.config import TrainConfig
 from magicvideo.training.trainer import Trainer, load_weights
 
 
+def noised(noise_scheduler, latents: torch.Tensor, generator: torch.Generator | None = None):
+    """The forward process of eq. 6 on clean latents ``(B, ...)``: ``(noisy latents, timesteps, target)``,
+    one timestep per item; the target is the noise (or v, for ``v_prediction``). Noise, then timesteps,
+    come from `generator` (the training stages' loss functions share this draw order)."""
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator,
+                      device=latents.device)  # fmt: skip
+    kind = noise_scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, t)
+    else:
+        raise ValueError(f"unsupported prediction_type {kind!r}")
+    return noise_scheduler.add_noise(latents, noise, t), t, target
+
+
 def diffusion_loss(
     unet: nn.Module,
     noise_scheduler,
@@ -42,18 +59,7 @@ def diffusion_loss(
 
     latents: scaled clean latents ``(B, C, F, h, w)``; cond: ``(B, tokens, dim)``; fps: nu ``(B,)``.
     Noise and timesteps (one per clip) come from `generator`."""
-    b = latents.shape[0]
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-    t = torch.randint(
-        0, noise_scheduler.config.num_train_timesteps, (b,), generator=generator, device=latents.device
-    )
-    noisy = noise_scheduler.add_noise(latents, noise, t)
-    if noise_scheduler.config.prediction_type == "epsilon":
-        target = noise
-    elif noise_scheduler.config.prediction_type == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, t)
-    else:
-        raise ValueError(f"unsupported prediction_type {noise_scheduler.config.prediction_type!r}")
+    noisy, t, target = noised(noise_scheduler, latents, generator)
     pred = unet(noisy, t, cond, fps=fps).sample
     return F.mse_loss(pred.float(), target.float())
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from magicvideo.training.config import TrainConfig
-from magicvideo.training.keyframe import drop_condition
+from magicvideo.training.keyframe import drop_condition, noised
 from magicvideo.training.trainer import Trainer, load_weights
 
 
@@ -32,17 +32,7 @@ def image_diffusion_loss(unet: nn.Module, noise_scheduler, latents: torch.Tensor
                          generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
     """LDM's loss on scaled latents ``(B, C, h, w)`` with condition ``(B, tokens, dim)``: MSE between
     the noise (or v) and the prediction; noise and one timestep per image from `generator`."""
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
-    t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator,
-                      device=latents.device)  # fmt: skip
-    noisy = noise_scheduler.add_noise(latents, noise, t)
-    kind = noise_scheduler.config.prediction_type
-    if kind == "epsilon":
-        target = noise
-    elif kind == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, t)
-    else:
-        raise ValueError(f"unsupported prediction_type {kind!r}")
+    noisy, t, target = noised(noise_scheduler, latents, generator)
     return F.mse_loss(unet(noisy, t, cond).sample.float(), target.float())
 
 
