@@ -9,11 +9,21 @@ the run seed and the prompt's index, so it does not depend on the batch), then
 - FVD with the committed shapes classifier's features (``shapes_i3d``) against the test clips, with
   a 95% bootstrap interval,
 - FID with the shapes CLIP image tower (``clip_image``) over every frame,
-- attribute accuracy (shape, colour, background, motion, speed) by the same classifier.
+- attribute accuracy (shape, colour, background, motion, speed) by the same classifier,
+- temporal consistency against the test clips (``evaluation.temporal``): the change between
+  consecutive frames (pixels, and the CLIP image embedding) as a ratio to the real clips', and the
+  stability of the classifier's per-frame shape / colour / background over each clip.
 
-    python benchmarks/ablations_shapes.py OUT [--variants ...] [--limit 256] [--steps 25] [--json F] [--plot F]
+    python benchmarks/ablations_shapes.py OUT [--variants ...] [--pipeline NAME=DIR ...] [--limit 256]
+        [--steps 25] [--json F] [--plot F] [--save-clips DIR]
 
-The classifier and CLIP come from ``OUT/classifier`` and ``OUT/clip`` (the chain's own).
+``--pipeline NAME=DIR`` scores any other saved pipeline beside the variants (e.g. the committed
+``checkpoints/shapes/pipeline``, to compare a retrained chain with it). ``--save-clips DIR`` writes
+every generated clip as ``DIR/<name>/<index>.mp4`` (8 fps, CRF 18, the sample store's format), to be
+scored later by other extractors (the Kinetics-400 I3D on a CPU: ``benchmarks/ablations_kinetics.py``).
+
+The classifier and CLIP come from ``OUT/classifier`` and ``OUT/clip`` (the chain's own) unless
+``--classifier`` / ``--clip`` name other folders (the committed evaluators, to compare chains).
 """
 
 from __future__ import annotations
@@ -32,6 +42,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="the chain's folder (data/, pipeline/, classifier/, clip/, ablations/)")
     ap.add_argument("--variants", default="full,no_adaptor,bidirectional,no_temporal,no_pretraining")
+    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR",
+                    help="also score this saved pipeline under NAME (repeatable)")
+    ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
+    ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
+    ap.add_argument("--save-clips", help="write the generated clips here, DIR/<name>/<index>.mp4")
+    ap.add_argument("--guidance-rescale", type=float, default=0.0, help="CFG rescale phi (Lin et al. 2023)")
     ap.add_argument("--limit", type=int, default=256, help="test prompts (default: all 256)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps")
     ap.add_argument("--guidance", type=float, default=7.5)
@@ -44,7 +60,9 @@ def main() -> int:
 
     from evaluation.attributes import attribute_accuracy
     from evaluation.extractors import build_extractor
+    from evaluation.clipsim import CLIPEncoder
     from evaluation.metrics import compute_fid, compute_fvd
+    from evaluation.temporal import temporal_consistency
     from magicvideo.data import load_benchmark
     from magicvideo.pipeline import MagicVideoPipeline
     from magicvideo.training.ablations import LABELS, variant_pipeline
@@ -54,13 +72,20 @@ def main() -> int:
     bench = load_benchmark("shapes", root=out / "data")
     records = bench.manifest()[: args.limit]
     real = np.stack([c.frames for c in bench.reference_clips()])
-    fvd_x = build_extractor("shapes_i3d", out / "classifier", device=dev)
-    fid_x = build_extractor("clip_image", out / "clip", device=dev)
+    fvd_x = build_extractor("shapes_i3d", args.classifier or out / "classifier", device=dev)
+    fid_x = build_extractor("clip_image", args.clip or out / "clip", device=dev)
     classes = fvd_x.heads
+    clip_enc = CLIPEncoder(args.clip or out / "clip", device=dev)
+    real_tc = real[: args.limit]
     print(f"{len(records)} prompts, {len(real)} reference clips, {dev}, {args.steps} DDIM steps, CFG {args.guidance}")
     rows = []
-    for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
-        folder = variant_pipeline(out, variant)
+    runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip())) for v in args.variants.split(",") if v.strip()]
+    for spec in args.pipeline:
+        name, _, path = spec.partition("=")
+        if not path:
+            ap.error(f"--pipeline takes NAME=DIR, got {spec!r}")
+        runs.append((name, name, Path(path)))
+    for label, variant, folder in runs:
         if not (folder / "model_index.json").is_file():
             print(f"{variant}: no pipeline at {folder}; skipped")
             continue
@@ -72,20 +97,29 @@ def main() -> int:
             batch = records[i : i + args.batch_size]
             seeds = [args.seed * 1_000_003 + i + j for j in range(len(batch))]
             clips.append(pipe([r.prompt for r in batch], num_inference_steps=args.steps, guidance_scale=args.guidance,
-                              seed=seeds).frames)  # fmt: skip
+                              guidance_rescale=args.guidance_rescale, seed=seeds).frames)  # fmt: skip
         fake = np.concatenate(clips)
         gen_s = time.perf_counter() - t0
         fvd = compute_fvd(fake, real, extractor=fvd_x, bootstrap=args.bootstrap, seed=args.seed)
         fid = compute_fid(fake, real, extractor=fid_x)
         acc = attribute_accuracy(fvd_x.predict(fake), [r.attributes for r in records], classes)
+        tc = temporal_consistency(fake, real_tc, embed=clip_enc.image_embeddings, predict=fvd_x.predict)
         lo, hi = (fvd.bootstrap.low, fvd.bootstrap.high) if fvd.bootstrap is not None else (float("nan"),) * 2
-        row = {"variant": LABELS[variant], "fvd": fvd.value, "fvd_ci_low": lo, "fvd_ci_high": hi, "fid": fid.value,
-               **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")},
+        row = {"variant": label, "fvd": fvd.value, "fvd_ci_low": lo, "fvd_ci_high": hi, "fid": fid.value,
+               **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")}, **tc.metrics(),
                "generation_s": gen_s, "clips": len(fake)}  # fmt: skip
+        if args.save_clips:
+            from magicvideo.video_io import write_mp4
+
+            folder_out = Path(args.save_clips) / variant
+            folder_out.mkdir(parents=True, exist_ok=True)
+            for k, clip in enumerate(fake):
+                write_mp4(folder_out / f"{k:04d}.mp4", clip, fps=8.0)
         rows.append(row)
-        print(f"{LABELS[variant]:30s} FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
+        print(f"{label:30s} FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
               f"attr acc mean {acc.mean:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in acc.accuracy.items()) +
-              f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
+              f"  change x{tc.pixel_change_ratio:.2f} px, x{tc.frame_change_ratio:.2f} CLIP; stability "
+              + " ".join(f"{k} {v:.2f}" for k, v in (tc.stability or {}).items()) + f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
         del pipe
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -81,6 +81,14 @@ class SchedulerSection(StrictModel):
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "scaled_linear"
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
     steps_offset: int = 1
+    # Zero terminal SNR (Lin et al. 2023, "Common diffusion noise schedules and sample steps are
+    # flawed"): rescale the betas so the last training step is pure noise, with v_prediction and
+    # "trailing" timesteps. With SD's schedule (SNR 0.0047 at t=999) a frame's low frequencies
+    # (background colour, layout) leak through the noise in training, so each frame of a clip
+    # reads its own from its own noise at sampling time instead of agreeing with the other frames
+    # through temporal attention (issue 15.3: measured on the shapes model).
+    rescale_betas_zero_snr: bool = False
+    timestep_spacing: Literal["leading", "trailing", "linspace"] = "leading"
     num_inference_steps: int = Field(50, ge=1)
     guidance_scale: float = 7.5
 
@@ -247,6 +255,8 @@ def build_scheduler(cfg: ModelConfig, base: dict | None = None):
         beta_schedule=s.beta_schedule,
         prediction_type=s.prediction_type,
         steps_offset=s.steps_offset,
+        rescale_betas_zero_snr=s.rescale_betas_zero_snr,
+        timestep_spacing=s.timestep_spacing,
         clip_sample=False,
         set_alpha_to_one=False,
     )

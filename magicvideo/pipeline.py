@@ -41,6 +41,7 @@ from diffusers import (
     PNDMScheduler,
     UniPCMultistepScheduler,
 )
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
@@ -65,6 +66,10 @@ def make_scheduler(name: str, base_config: dict | None = None, **overrides):
     if name not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     cls, defaults = SCHEDULERS[name]
+    config = {**dict(base_config or {}), **overrides}
+    if config.get("rescale_betas_zero_snr") and "rescale_betas_zero_snr" not in inspect.signature(cls.__init__).parameters:
+        raise ValueError(f"scheduler {name!r} ({cls.__name__}) does not support the zero-terminal-SNR schedule "
+                         "(rescale_betas_zero_snr) this model was trained with; choose another sampler")
     return cls.from_config(dict(base_config or {}), **{**defaults, **overrides})
 
 
@@ -205,6 +210,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         strength: float = 0.6,
         interpolation_steps: int | None = None,
         interpolation_guidance_scale: float = 1.0,
+        guidance_rescale: float = 0.0,
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -221,6 +227,9 @@ class MagicVideoPipeline(DiffusionPipeline):
             fps: the key frames' frame rate nu (FPS conditioning, eq. 5); the interpolated clip
                 has ``4 * fps``.
             num_inference_steps, guidance_scale, eta: sampler settings; guidance 1 disables CFG.
+            guidance_rescale: phi of Lin et al. (2023, sec. 3.4) for the key frames: the guided
+                prediction's std is pulled toward the text branch's by this fraction (0 = off;
+                0.7 is their value for zero-terminal-SNR models, against over-exposure at high CFG).
             output_type: "uint8" (numpy ``(B, F, H, W, 3)``), "pt" (``(B, 3, F, H, W)`` in
                 [-1, 1]) or "latent" (``(B, C, F, h, w)``, scaled) of the last stage.
             decode_chunk_size: frames per VAE decoder chunk (memory bound).
@@ -255,7 +264,7 @@ class MagicVideoPipeline(DiffusionPipeline):
                 raise ValueError("keyframe_latents replace the keyframes stage: pass stages=('interpolate',)")
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
-                eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
+                eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -281,7 +290,8 @@ class MagicVideoPipeline(DiffusionPipeline):
     # ---- stage 1: key frames (3.1), with the applications of 4.3 ---------------------------
 
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
-                   guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength):  # fmt: skip
+                   guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
+                   guidance_rescale=0.0):  # fmt: skip
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
@@ -349,7 +359,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         fps_t = torch.full((cond.shape[0],), float(fps), device=device)
         latents = self.denoise(
             self.unet, latents, timesteps, cond, fps_t if self.unet.config.fps_conditioning else None, guidance_scale,
-            generators, eta, known=known, known_mask=known_mask, noise=noise,
+            generators, eta, known=known, known_mask=known_mask, noise=noise, guidance_rescale=guidance_rescale,
         )  # fmt: skip
         return latents, seeds
 
@@ -427,7 +437,7 @@ class MagicVideoPipeline(DiffusionPipeline):
     # ---- the shared denoising loop ---------------------------------------------------------
 
     def denoise(self, model, latents, timesteps, cond, fps, guidance_scale, generators, eta=0.0, known=None,
-                known_mask=None, noise=None, model_kwargs=None) -> torch.Tensor:  # fmt: skip
+                known_mask=None, noise=None, model_kwargs=None, guidance_rescale=0.0) -> torch.Tensor:  # fmt: skip
         """The sampling loop of every stage: classifier-free guidance (cond's first half is the
         unconditional one when ``guidance_scale > 1``) and, where `known` is given, replacement
         of the positions `known_mask` marks (frames) by ``scheduler.add_noise(known, noise, t)``
@@ -447,6 +457,8 @@ class MagicVideoPipeline(DiffusionPipeline):
             if do_cfg:
                 uncond, text = pred.chunk(2)
                 pred = uncond + guidance_scale * (text - uncond)
+                if guidance_rescale > 0:
+                    pred = rescale_noise_cfg(pred, text, guidance_rescale)
             latents = self.scheduler.step(pred, t, latents, **step_kwargs).prev_sample
         if known is not None:
             latents = torch.where(known_mask, known.to(latents.dtype), latents)

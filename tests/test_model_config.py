@@ -95,3 +95,24 @@ def test_inline_model_of_a_training_config_names_the_section(tmp_path):
     path.write_text(yaml.safe_dump({"stage": "keyframe", "model": model}))
     with pytest.raises(ConfigError, match=r"model: text_encoder.hidden_size: 48 != unet.cross_attention_dim 32"):
         load_train_config(path)
+
+
+def test_zero_terminal_snr_schedule_reaches_the_scheduler_and_the_sampler():
+    """The shapes recipe's schedule (Lin et al. 2023): SNR 0 at the last training step, v-prediction,
+    sampling from t = 999; a sampler that cannot take that schedule is refused by name."""
+    from magicvideo.build import build_scheduler
+    from magicvideo.pipeline import make_scheduler
+    from magicvideo.training.shapes import load_shapes_recipe
+
+    model = load_shapes_recipe("default").model
+    assert model.scheduler.rescale_betas_zero_snr and model.scheduler.prediction_type == "v_prediction"
+    sched = build_scheduler(model)
+    assert float(sched.alphas_cumprod[-1]) < 1e-6  # SD's own schedule ends at 0.0047
+    sched.set_timesteps(25)
+    assert int(sched.timesteps[0]) == 999
+    plain = build_scheduler(load_model_config("tiny"))
+    assert float(plain.alphas_cumprod[-1]) > 1e-3 and plain.config.timestep_spacing == "leading"
+    for name in ("dpm++", "euler", "unipc"):
+        assert make_scheduler(name, dict(sched.config)).config.rescale_betas_zero_snr
+    with pytest.raises(ValueError, match="zero-terminal-SNR"):
+        make_scheduler("pndm", dict(sched.config))

@@ -54,6 +54,32 @@ def test_seeds_and_guidance_change_the_sample(tiny_pipeline):
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_guidance_rescale_is_diffusers_rescale_noise_cfg(tiny_pipeline, monkeypatch):
+    """phi = 0 is plain CFG; phi > 0 pulls each guided prediction's std toward the text branch's
+    (Lin et al. 2023, eq. 15-16), checked on the prediction of the first step by hand."""
+    kw = dict(num_inference_steps=1, guidance_scale=5.0, output_type="latent", seed=3)
+    plain = tiny_pipeline(PROMPTS[0], **kw).frames
+    assert torch.equal(plain, tiny_pipeline(PROMPTS[0], guidance_rescale=0.0, **kw).frames)
+    preds = []
+    step = tiny_pipeline.scheduler.step
+
+    def spy(pred, t, latents, **k):
+        preds.append(pred)
+        return step(pred, t, latents, **k)
+
+    monkeypatch.setattr(tiny_pipeline.scheduler, "step", spy)
+    forward = tiny_pipeline.unet.forward
+    raw = []
+    monkeypatch.setattr(tiny_pipeline.unet, "forward", lambda *a, **k: raw.append(forward(*a, **k)) or raw[-1])
+    tiny_pipeline(PROMPTS[0], guidance_rescale=0.7, **kw)
+    uncond, text = raw[0].sample.chunk(2)
+    cfg = uncond + 5.0 * (text - uncond)
+    dims = tuple(range(1, cfg.ndim))
+    want = 0.7 * cfg * text.std(dim=dims, keepdim=True) / cfg.std(dim=dims, keepdim=True) + 0.3 * cfg
+    torch.testing.assert_close(preds[0], want)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_uint8_frames_and_mp4(tiny_pipeline, tmp_path):
     import av
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Retrain the shapes generator chain and its ablation variants on one GPU, then score them, as one
+# background job that outlives a single device call (each call is limited to 10 minutes; the job
+# takes ~17). The committed shapes classifier and CLIP are the evaluators (not retrained).
+#
+#   scripts/gpu_retrain_shapes.sh start OUT [--seed K]  # copies the repo to OUT/repo, starts the job (setsid), returns
+#   scripts/gpu_retrain_shapes.sh wait OUT SECONDS      # prints progress until the job ends or SECONDS pass
+#   scripts/gpu_retrain_shapes.sh pack OUT DEST         # what a call brings back: pipeline, reports, clips, upstream
+#
+# Phases (each logs to OUT/logs/<job>.log; OUT/status.log has one line per start/end):
+#   upstream   image_vae | clip, then t2i | videovae (the classifier is the committed one)
+#   keyframe   pretrain -> finetune of the full model and the four ablation variants, side by side
+#   score      the interpolation stage | benchmarks/ablations_shapes.py on every variant and on the
+#              committed pipeline (committed evaluators), clips saved for the Kinetics I3D on a CPU
+# The job runs from its own copy of the repository, so a later device call that re-sends a changed
+# working tree does not change the code under a running phase.
+set -uo pipefail
+cmd=$1 out=$2; shift 2
+case $cmd in
+start)
+    seed=0
+    if [ "${1:-}" = --seed ]; then seed=$2; fi
+    mkdir -p "$out/logs"
+    rm -rf "$out/repo" && mkdir -p "$out/repo"
+    tar cf - --exclude=./.git --exclude=./.devcarry --exclude=./.whl . | tar xf - -C "$out/repo"
+    [ -d "$out/data" ] || cp -r .devcarry/chain/data "$out/data"   # the rendered benchmark (same as before)
+    setsid nohup bash "$out/repo/scripts/gpu_retrain_shapes.sh" run "$out" "$seed" >"$out/job.log" 2>&1 < /dev/null &
+    echo "started (pid $!), log $out/job.log"
+    ;;
+wait)
+    limit=$1 t0=$SECONDS
+    while [ $((SECONDS - t0)) -lt "$limit" ]; do
+        if grep -q "^JOB END" "$out/status.log" 2>/dev/null; then break; fi
+        sleep 10
+    done
+    cat "$out/status.log"
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+    for f in "$out"/logs/*.log; do echo "--- $(basename "$f"): $(tail -c 300 "$f" | tr '\r' '\n' | tail -n 1)"; done
+    ;;
+pack)
+    dest=$1
+    mkdir -p "$dest"
+    cd "$out"
+    tar czf "$dest/results.tgz" status.log job.log logs report*.json ablations*.json ablations*.png \
+        runs/*/done.json runs/*/train_log.jsonl ablations/*/runs/*/done.json ablations/*/runs/*/train_log.jsonl 2>/dev/null
+    tar cf "$dest/pipeline.tar" pipeline
+    tar czf "$dest/clips.tgz" clips 2>/dev/null
+    tar cf - t2i runs/videovae/final/vae_ema runs/*/done.json recipe.yaml 2>/dev/null | split -b 15m - "$dest/upstream.tar."
+    ls -la "$dest"
+    ;;
+run)
+    seed=$1
+    cd "$out/repo"
+    export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
+    note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
+    job() {  # job NAME ARGS...
+        local name=$1; shift
+        note "start $name"
+        "$@" >"$out/logs/$name.log" 2>&1
+        local rc=$?
+        note "end $name (exit $rc)"
+        return $rc
+    }
+    # SCALE / LIMIT / STEPS: a smoke test of this script on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2)
+    train() { python3 -m magicvideo.cli train "$@" --no-progress --steps-scale "${SCALE:-1}"; }
+    score() { python3 benchmarks/ablations_shapes.py "$out" --classifier "$out/eval/classifier" --clip "$out/eval/clip" \
+                  --seed "$seed" --limit "${LIMIT:-256}" --steps "${STEPS:-25}" "$@"; }
+    all() { local p rc=0; for p in "$@"; do wait "$p" || rc=1; done; return $rc; }
+    fail() { note "JOB END (failed: $1)"; exit 1; }
+    mkdir -p "$out/eval" && cp -r checkpoints/shapes/classifier checkpoints/shapes/clip "$out/eval/"
+    job image_vae train shapes "$out" --seed "$seed" --stages image_vae & a=$!
+    job clip train shapes "$out" --seed "$seed" --stages clip & b=$!
+    all $a $b || fail upstream
+    job t2i train shapes "$out" --seed "$seed" --stages t2i & a=$!
+    job videovae train shapes "$out" --seed "$seed" --stages videovae & b=$!
+    all $a $b || fail upstream
+    pids=()
+    job full train shapes "$out" --seed "$seed" --stages pretrain,finetune & pids+=($!)
+    for v in no_adaptor bidirectional no_temporal no_pretraining; do
+        job "$v" train ablation "$out" "$v" --seed "$seed" & pids+=($!)
+    done
+    all "${pids[@]}" || fail keyframe
+    job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!
+    job score score --pipeline committed=checkpoints/shapes/pipeline --save-clips "$out/clips" \
+        --json "$out/ablations.json" --plot "$out/ablations.png" || note "score failed"
+    job score_rescale score --variants full --guidance-rescale 0.7 --json "$out/ablations_rescale.json" \
+        || note "score_rescale failed"
+    wait $a || note "interpolation failed"
+    note "JOB END"
+    ;;
+*) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;
+esac
