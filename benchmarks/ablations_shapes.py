@@ -47,6 +47,7 @@ def main() -> int:
     ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
     ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
     ap.add_argument("--save-clips", help="write the generated clips here, DIR/<name>/<index>.mp4")
+    ap.add_argument("--features", help="write every run's FVD features and per-clip scores here (.npz)")
     ap.add_argument("--guidance-rescale", type=float, default=0.0, help="CFG rescale phi (Lin et al. 2023)")
     ap.add_argument("--limit", type=int, default=256, help="test prompts (default: all 256)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps")
@@ -61,7 +62,10 @@ def main() -> int:
     from evaluation.attributes import attribute_accuracy
     from evaluation.extractors import build_extractor
     from evaluation.clipsim import CLIPEncoder
-    from evaluation.metrics import compute_fid, compute_fvd
+    from evaluation.metrics import compute_fid, compute_fvd, extract_stats
+    from evaluation.paired import paired_frechet_difference, paired_mean_difference
+    from evaluation.protocols import DEFAULT_PROTOCOL, for_protocol, get_protocol
+    from evaluation.temporal import pixel_change
     from evaluation.temporal import temporal_consistency
     from magicvideo.data import load_benchmark
     from magicvideo.pipeline import MagicVideoPipeline
@@ -77,6 +81,14 @@ def main() -> int:
     classes = fvd_x.heads
     clip_enc = CLIPEncoder(args.clip or out / "clip", device=dev)
     real_tc = real[: args.limit]
+    fvd_protocol = get_protocol(DEFAULT_PROTOCOL[fvd_x.name])
+    fvd_features = for_protocol(fvd_x, fvd_protocol)
+
+    def features(videos):
+        return extract_stats(videos, fvd_features, keep_features=True, num_frames=fvd_protocol.num_frames).features()
+
+    real_feats = features(real)
+    per_run = {}  # variant -> FVD features and per-clip scores, for the paired differences against full
     print(f"{len(records)} prompts, {len(real)} reference clips, {dev}, {args.steps} DDIM steps, CFG {args.guidance}")
     rows = []
     runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip())) for v in args.variants.split(",") if v.strip()]
@@ -107,7 +119,11 @@ def main() -> int:
         lo, hi = (fvd.bootstrap.low, fvd.bootstrap.high) if fvd.bootstrap is not None else (float("nan"),) * 2
         row = {"variant": label, "fvd": fvd.value, "fvd_ci_low": lo, "fvd_ci_high": hi, "fid": fid.value,
                **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")}, **tc.metrics(),
-               "generation_s": gen_s, "clips": len(fake)}  # fmt: skip
+               "generation_s": gen_s, "clips": len(fake), "seed": args.seed, "key": variant,
+               "sampler": {"steps": args.steps, "guidance": args.guidance, "guidance_rescale": args.guidance_rescale}}  # fmt: skip
+        per_run[variant] = {"fvd_features": features(fake),
+                            "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),
+                            "pixel_change": pixel_change(fake)}  # fmt: skip
         if args.save_clips:
             from magicvideo.video_io import write_mp4
 
@@ -121,6 +137,26 @@ def main() -> int:
               f"  change x{tc.pixel_change_ratio:.2f} px, x{tc.frame_change_ratio:.2f} CLIP; stability "
               + " ".join(f"{k} {v:.2f}" for k, v in (tc.stability or {}).items()) + f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
         del pipe
+    if "full" in per_run:  # paired differences against the full model: same prompts, same sample seeds
+        base = per_run["full"]
+        for row in rows:
+            v = per_run[row["key"]]
+            if row["key"] == "full":
+                continue
+            d = paired_frechet_difference(v["fvd_features"], base["fvd_features"], ref_features=real_feats,
+                                          num_replicates=args.bootstrap, seed=args.seed)  # fmt: skip
+            row.update({"paired/fvd_diff": d.diff, "paired/fvd_low": d.low, "paired/fvd_high": d.high,
+                        "paired/fvd_p": d.p_value})  # fmt: skip
+            for name, key in (("attr_mean", "attr_correct"), ("pixel_change", "pixel_change")):
+                m = paired_mean_difference(v[key], base[key], seed=args.seed)
+                row.update({f"paired/{name}_diff": m.diff, f"paired/{name}_low": m.low, f"paired/{name}_high": m.high,
+                            f"paired/{name}_p": m.p_value})  # fmt: skip
+            print(f"{row['variant']:30s} - full: FVD {d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}] p={d.p_value:.3f}; "
+                  f"attr mean {row['paired/attr_mean_diff']:+.3f} [{row['paired/attr_mean_low']:+.3f}, "
+                  f"{row['paired/attr_mean_high']:+.3f}] p={row['paired/attr_mean_p']:.3f}", flush=True)  # fmt: skip
+    if args.features:
+        np.savez_compressed(args.features, real_fvd_features=real_feats,
+                            **{f"{k}/{n}": a for k, d in per_run.items() for n, a in d.items()})  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.plot and rows:

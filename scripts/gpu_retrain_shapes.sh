@@ -3,7 +3,9 @@
 # background job that outlives a single device call (each call is limited to 10 minutes; the job
 # takes ~17). The committed shapes classifier and CLIP are the evaluators (not retrained).
 #
-#   scripts/gpu_retrain_shapes.sh start OUT [--seed K]  # copies the repo to OUT/repo, starts the job (setsid), returns
+#   SITE=/tmp/site scripts/gpu_retrain_shapes.sh start OUT [--seed K]
+#                                                       # copies the repo to OUT/repo, starts the job (setsid), returns;
+#                                                       # SITE: a folder of extra packages (pip --target) for PYTHONPATH
 #   scripts/gpu_retrain_shapes.sh wait OUT SECONDS      # prints progress until the job ends or SECONDS pass
 #   scripts/gpu_retrain_shapes.sh pack OUT DEST         # what a call brings back: pipeline, reports, clips, upstream
 #
@@ -41,7 +43,7 @@ pack)
     dest=$1
     mkdir -p "$dest"
     cd "$out"
-    tar czf "$dest/results.tgz" status.log job.log logs report*.json ablations*.json ablations*.png \
+    tar czf "$dest/results.tgz" status.log job.log logs report*.json ablations*.json ablations*.png ablations*.npz \
         runs/*/done.json runs/*/train_log.jsonl ablations/*/runs/*/done.json ablations/*/runs/*/train_log.jsonl 2>/dev/null
     tar cf "$dest/pipeline.tar" pipeline
     tar czf "$dest/clips.tgz" clips 2>/dev/null
@@ -51,7 +53,7 @@ pack)
 run)
     seed=$1
     cd "$out/repo"
-    export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
+    export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
     note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
     job() {  # job NAME ARGS...
         local name=$1; shift
@@ -82,7 +84,7 @@ run)
     all "${pids[@]}" || fail keyframe
     job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!
     job score score --pipeline committed=checkpoints/shapes/pipeline --save-clips "$out/clips" \
-        --json "$out/ablations.json" --plot "$out/ablations.png" || note "score failed"
+        --features "$out/ablations_features.npz" --json "$out/ablations.json" --plot "$out/ablations.png" || note "score failed"
     job score_rescale score --variants full --guidance-rescale 0.7 --json "$out/ablations_rescale.json" \
         || note "score_rescale failed"
     wait $a || note "interpolation failed"
