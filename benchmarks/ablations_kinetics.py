@@ -2,10 +2,10 @@
 Kinetics-400 I3D (the real FVD network, ``fvd_tfhub``), and whether the two rank the runs alike
 (issue 12, point 10).
 
-The clips come from ``benchmarks/ablations_shapes.py --save-clips DIR`` (``DIR/<run>/<index>.mp4``,
-one per shapes test prompt, 16 frames at 8 fps); the reference is the shapes test split read as the
-benchmark's protocol reads it (16 frames at 8 fps). Both networks see the same decoded clips. Runs on
-a CPU: the Kinetics I3D takes ~0.3 s a clip on 2 cores.
+The clips come from ``benchmarks/ablations_shapes.py --save-clips DIR`` (``DIR/<run>.npz``, uint8
+``clips`` [N, 16, 64, 64, 3] at 8 fps, the first N shapes test prompts); the reference is the shapes
+test split read as the benchmark's protocol reads it (16 frames at 8 fps). Both networks see the same
+clips. Runs on a CPU (the Kinetics I3D upsamples every frame to 224x224).
 
     python benchmarks/ablations_kinetics.py DIR --data SHAPES_DATA [--json F] [--limit N]
 """
@@ -23,9 +23,9 @@ import numpy as np
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", help="DIR/<run>/<index>.mp4, as ablations_shapes.py --save-clips writes")
+    ap.add_argument("clips", help="DIR/<run>.npz, as ablations_shapes.py --save-clips writes")
     ap.add_argument("--data", required=True, help="the rendered shapes benchmark (its TestVideo/ and annotations)")
-    ap.add_argument("--runs", help="comma-separated run names (default: every folder of DIR)")
+    ap.add_argument("--runs", help="comma-separated run names (default: every .npz of DIR)")
     ap.add_argument("--limit", type=int, help="first N clips of each run and of the reference")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--json", help="write the rows here")
@@ -36,21 +36,16 @@ def main() -> int:
     from evaluation.extractors import build_extractor
     from evaluation.metrics import compute_fvd
     from magicvideo.data import load_benchmark
-    from magicvideo.data.video import read_whole_video
 
     root = Path(args.clips)
-    names = args.runs.split(",") if args.runs else sorted(p.name for p in root.iterdir() if p.is_dir())
+    names = args.runs.split(",") if args.runs else sorted(p.stem for p in root.glob("*.npz"))
     bench = load_benchmark("shapes", root=args.data)
     real = np.stack([c.frames for c in bench.reference_clips()])[: args.limit]
     extractors = {"kinetics400_i3d": build_extractor("i3d_kinetics400"), "shapes_i3d": build_extractor("shapes_i3d")}
     print(f"{len(real)} reference clips; runs: {', '.join(names)}")
     rows = []
     for name in names:
-        files = sorted((root / name).glob("*.mp4"))[: args.limit]
-        if not files:
-            print(f"{name}: no clips; skipped")
-            continue
-        fake = np.stack([read_whole_video(f)[0][:16] for f in files])
+        fake = np.load(root / f"{name}.npz")["clips"][: args.limit]
         row = {"run": name, "clips": len(fake)}
         for key, ext in extractors.items():
             t0 = time.perf_counter()

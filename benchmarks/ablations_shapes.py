@@ -19,7 +19,7 @@ the run seed and the prompt's index, so it does not depend on the batch), then
 
 ``--pipeline NAME=DIR`` scores any other saved pipeline beside the variants (e.g. the committed
 ``checkpoints/shapes/pipeline``, to compare a retrained chain with it). ``--save-clips DIR`` writes
-every generated clip as ``DIR/<name>/<index>.mp4`` (8 fps, CRF 18, the sample store's format), to be
+every generated clip into ``DIR/<name>.npz`` (uint8 ``clips`` [N, 16, H, W, 3] at 8 fps, ``prompts``), to be
 scored later by other extractors (the Kinetics-400 I3D on a CPU: ``benchmarks/ablations_kinetics.py``).
 
 The classifier and CLIP come from ``OUT/classifier`` and ``OUT/clip`` (the chain's own) unless
@@ -46,7 +46,8 @@ def main() -> int:
                     help="also score this saved pipeline under NAME (repeatable)")
     ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
     ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
-    ap.add_argument("--save-clips", help="write the generated clips here, DIR/<name>/<index>.mp4")
+    ap.add_argument("--save-clips", help="write the generated clips here, DIR/<name>.npz (uint8, lossless)")
+    ap.add_argument("--save-limit", type=int, help="save only the first N clips of each run")
     ap.add_argument("--features", help="write every run's FVD features and per-clip scores here (.npz)")
     ap.add_argument("--guidance-rescale", type=float, default=0.0, help="CFG rescale phi (Lin et al. 2023)")
     ap.add_argument("--limit", type=int, default=256, help="test prompts (default: all 256)")
@@ -124,13 +125,10 @@ def main() -> int:
         per_run[variant] = {"fvd_features": features(fake),
                             "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),
                             "pixel_change": pixel_change(fake)}  # fmt: skip
-        if args.save_clips:
-            from magicvideo.video_io import write_mp4
-
-            folder_out = Path(args.save_clips) / variant
-            folder_out.mkdir(parents=True, exist_ok=True)
-            for k, clip in enumerate(fake):
-                write_mp4(folder_out / f"{k:04d}.mp4", clip, fps=8.0)
+        if args.save_clips:  # npz, not mp4: lossless, and no PyAV needed on a GPU machine
+            Path(args.save_clips).mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(Path(args.save_clips) / f"{variant}.npz", clips=fake[: args.save_limit],
+                                prompts=np.array([r.prompt for r in records][: args.save_limit]))  # fmt: skip
         rows.append(row)
         print(f"{label:30s} FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
               f"attr acc mean {acc.mean:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in acc.accuracy.items()) +

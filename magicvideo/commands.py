@@ -1,4 +1,5 @@
-"""`magicvideo generate` and `magicvideo flops` (registered in pyproject's entry points)."""
+"""`magicvideo generate`, `magicvideo upsample` and `magicvideo flops` (registered in pyproject's
+entry points)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    help="quantize the U-Net's linear layers (torchao; magicvideo.quantize); default: no quantization")
     p.add_argument("--stages", default="keyframes",
                    help="cascade stages, comma-separated: keyframes (16 frames, 3.1), keyframes,interpolate (61 "
-                        "frames at 4x the fps, 3.2; needs a pipeline with interpolation/ and image_encoder/)")
+                        "frames at 4x the fps, 3.2; needs a pipeline with interpolation/ and image_encoder/), "
+                        "...,upsample (frames at 4x the size, 3.4; needs a pipeline with upsampler/)")
+    p.add_argument("--upsample-steps", type=positive_int, help="with the upsample stage: its denoising steps (default 25)")
+    p.add_argument("--noise-level", type=non_negative_int,
+                   help="with the upsample stage: the noise-conditioning augmentation level of its input, 0..the "
+                        "model's max_noise_level (default: the model's default_noise_level, 20)")
     app = p.add_mutually_exclusive_group()
     app.add_argument("--image", type=Path, help="image-to-video (4.3): this image is the first frame (its latent "
                      "is held fixed while the others are sampled)")
@@ -45,6 +51,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if "upsample" not in args.stages and (args.noise_level is not None or args.upsample_steps is not None):
+        raise ValueError("--noise-level and --upsample-steps set the upsample stage: add it to --stages")
     if args.pipeline:  # a missing file or truncated weights: one line, before torch is even imported
         from .validate import check_pipeline_folder
 
@@ -105,6 +113,8 @@ def run_generate(args: argparse.Namespace) -> int:
         guidance_scale=guidance if args.guidance is None else args.guidance,
         fps=fps,
         stages=stages,
+        upsample_steps=args.upsample_steps,
+        upsample_noise_level=args.noise_level,
         **inputs,
     ).frames
     elapsed = time.perf_counter() - start
@@ -146,6 +156,80 @@ def _read_video(path: Path, num_frames: int, side: int):
         raise ValueError(f"--video {path}: {n} frames, the key-frame model needs at least {num_frames}")
     idx = np.round(np.linspace(0, n - 1, num_frames)).astype(int)
     return frames[idx], num_frames / n * rate
+
+
+def add_upsample(sub: argparse._SubParsersAction) -> None:
+    from .validate import non_negative_int, positive_int
+
+    p = sub.add_parser("upsample", help="upsample a clip x4 with the diffusion super-resolution model (3.4)")
+    p.add_argument("input", metavar="IN", type=Path, help="a video file (any size; every frame is upsampled)")
+    p.add_argument("--out", type=Path, required=True, help="mp4 path of the upsampled clip (same frame rate)")
+    p.add_argument("--checkpoint", type=Path,
+                   help="an UpsamplerUNet folder (default: the committed checkpoints/shapes/pipeline/upsampler)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="noise seed (every frame of the clip draws the same noise, so it does not flicker)")
+    p.add_argument("--noise-level", type=non_negative_int,
+                   help="noise-conditioning augmentation level of the input, 0..the model's max_noise_level "
+                        "(default: the model's default_noise_level: 20, or 0 for a model trained without augmentation)")
+    p.add_argument("--steps", type=positive_int, default=25, help="denoising steps")
+    p.add_argument("--scheduler", default="ddim", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc")
+    p.add_argument("--frame-batch", type=positive_int, default=16, help="frames per U-Net forward (memory bound)")
+    p.add_argument("--device", default="auto", help="cuda, cpu, ... (default auto: cuda when available)")
+    p.set_defaults(func=run_upsample)
+
+
+def run_upsample(args: argparse.Namespace) -> int:
+    import json
+
+    from .validate import InputError, check_model_folder
+
+    folder = args.checkpoint
+    if folder is None:
+        from .checkpoints import shapes_checkpoint
+
+        folder = shapes_checkpoint("pipeline") / "upsampler"
+    check_model_folder(folder, "UpsamplerUNet", hint="train one with scripts/train_upsampler.py, or pass --checkpoint")
+    if not args.input.is_file():
+        raise InputError(f"IN: file not found: {args.input}")
+    if args.out.suffix.lower() != ".mp4":
+        raise InputError(f"--out must be an .mp4 path, got {args.out}")
+    config = json.loads((folder / "config.json").read_text())
+    top = config.get("max_noise_level", 350)
+    if args.noise_level is not None and args.noise_level > top:
+        raise InputError(f"--noise-level {args.noise_level}: the model {folder} takes 0..{top} (its max_noise_level)")
+    if config.get("cross_attention_dim") is not None:
+        raise InputError(f"{folder} is a text-conditioned upsampler; run it in a pipeline (magicvideo generate "
+                         "--stages ...,upsample) with its text encoder")  # fmt: skip
+    import numpy as np
+    import torch
+    from rich.console import Console
+
+    from .data.video import VideoReadError, read_whole_video
+    from .pipeline import make_scheduler
+    from .upsampling import load_upsampler, upsample_clips
+    from .video_io import write_mp4
+
+    make_scheduler(args.scheduler)  # an unknown name fails before the video is read
+    try:
+        frames, fps = read_whole_video(args.input)
+    except VideoReadError as exc:
+        raise InputError(f"IN: {exc}") from None
+    model = load_upsampler(folder).to(("cuda" if _cuda() else "cpu") if args.device == "auto" else args.device)
+    start, parts = time.perf_counter(), []
+    # a few frame batches at a time, to the host as uint8: every frame draws the clip's noise, so the
+    # segments give the frames the whole clip would
+    for k in range(0, len(frames), 4 * args.frame_batch):
+        clip = torch.from_numpy(frames[k : k + 4 * args.frame_batch]).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        out = upsample_clips(model, clip, [args.seed], noise_level=args.noise_level, num_inference_steps=args.steps,
+                             scheduler=args.scheduler, frame_batch=args.frame_batch)  # fmt: skip
+        parts.append(((out[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy())
+    elapsed = time.perf_counter() - start
+    video = np.concatenate(parts)
+    write_mp4(args.out, video, fps=fps)
+    h, w = frames.shape[1:3]
+    Console().print(f"[green]wrote[/] {args.out}  ({len(video)} frames {w}x{h} -> {video.shape[2]}x{video.shape[1]}, "
+                    f"{fps:g} fps) in {elapsed:.1f} s")  # fmt: skip
+    return 0
 
 
 def add_flops(sub: argparse._SubParsersAction) -> None:

@@ -1,5 +1,5 @@
 """MagicVideoPipeline: prompts -> 16 key frames in latent space -> (61 interpolated frames) ->
-decoded frames (section 3), run by stage; and the applications of section 4.3.
+decoded frames -> (x4 super-resolution) (section 3), run by stage; and the applications of section 4.3.
 
 A diffusers `DiffusionPipeline`, so `save_pretrained` / `from_pretrained` write and read one
 folder of safetensors components (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
@@ -11,13 +11,15 @@ from its own `torch.Generator` seeded with that sample's seed, never from its ba
 so sample k of a batch equals the same prompt and seed generated alone (up to floating-point
 reassociation of batched matrix products, ~1e-6).
 
-The cascade runs by stage (``stages=("keyframes", "interpolate")``, :data:`STAGES`): each stage
-is its own model (``unet``; ``interpolation`` + ``image_encoder``, optional components a folder
-may hold), each stage's latents are returned (``output.latents[stage]``), a later stage can start
-from stored latents, and :func:`cascade_identity` gives a stable id of the stages and the
-checkpoint files they read, for the sample store's content address. The applications (4.3) are
-:meth:`MagicVideoPipeline.image_to_video`, :meth:`~MagicVideoPipeline.video_variation` and
-:meth:`~MagicVideoPipeline.edit_video` (the ``image`` / ``video`` / ``strength`` arguments).
+The cascade runs by stage (``stages=("keyframes", "interpolate", "upsample")``, :data:`STAGES`):
+each stage is its own model (``unet``; ``interpolation`` + ``image_encoder``; ``upsampler``: optional
+components a folder may hold), each latent stage's latents are returned (``output.latents[stage]``),
+a later stage can start from stored latents, and :func:`cascade_identity` gives a stable id of the
+stages and the checkpoint files they read, for the sample store's content address. The
+``upsample`` stage (3.4) works on the decoded frames, in pixel space (:mod:`magicvideo.upsampling`).
+The applications (4.3) are :meth:`MagicVideoPipeline.image_to_video`,
+:meth:`~MagicVideoPipeline.video_variation` and :meth:`~MagicVideoPipeline.edit_video` (the
+``image`` / ``video`` / ``strength`` arguments).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .conditioning import encode_prompts
-from .models import InterpolationUNet, MagicVideoUNet, VideoAutoencoderKL
+from .models import InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
 
 SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
@@ -76,8 +78,9 @@ def make_scheduler(name: str, base_config: dict | None = None, **overrides):
 @dataclasses.dataclass
 class MagicVideoPipelineOutput(BaseOutput):
     """``frames``: uint8 ``(batch, frames, height, width, 3)`` (numpy), or float / latent tensors
-    for ``output_type`` "pt" / "latent", of the last stage; ``latents``: every stage's scaled
-    latents ``(batch, C, frames, h, w)`` by stage name ("keyframes", "interpolate")."""
+    for ``output_type`` "pt" / "latent", of the last stage (with "upsample": at 4x the size);
+    ``latents``: every latent stage's scaled latents ``(batch, C, frames, h, w)`` by stage name
+    ("keyframes", "interpolate"; the pixel-space "upsample" stage has none)."""
 
     frames: np.ndarray | torch.Tensor
     latents: dict[str, torch.Tensor] | None = None
@@ -91,11 +94,13 @@ class MagicVideoPipeline(DiffusionPipeline):
     ``scheduler`` (any diffusers scheduler; every stage samples with it). Optional, for the
     "interpolate" stage (3.2): ``interpolation`` (`InterpolationUNet`) and ``image_encoder``
     (CLIP vision tower with projection, whose width is the interpolation U-Net's
-    ``cross_attention_dim``); a folder without them loads with both None.
+    ``cross_attention_dim``); a folder without them loads with both None. Optional, for the
+    "upsample" stage (3.4): ``upsampler`` (`UpsamplerUNet`, with its own noise schedule in its
+    config; text-conditioned ones read the ``text_encoder``'s hidden states).
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->image_encoder->interpolation->vae"
-    _optional_components = ["interpolation", "image_encoder"]
+    model_cpu_offload_seq = "text_encoder->unet->image_encoder->interpolation->vae->upsampler"
+    _optional_components = ["interpolation", "image_encoder", "upsampler"]
 
     def __init__(
         self,
@@ -106,10 +111,11 @@ class MagicVideoPipeline(DiffusionPipeline):
         scheduler,
         interpolation: InterpolationUNet | None = None,
         image_encoder: CLIPVisionModelWithProjection | None = None,
+        upsampler: UpsamplerUNet | None = None,
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-                              interpolation=interpolation, image_encoder=image_encoder)  # fmt: skip
+                              interpolation=interpolation, image_encoder=image_encoder, upsampler=upsampler)  # fmt: skip
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def set_scheduler(self, name: str, **overrides) -> None:
@@ -211,6 +217,10 @@ class MagicVideoPipeline(DiffusionPipeline):
         interpolation_steps: int | None = None,
         interpolation_guidance_scale: float = 1.0,
         guidance_rescale: float = 0.0,
+        upsample_steps: int | None = None,
+        upsample_noise_level: int | None = None,
+        upsample_scheduler: str = "ddim",
+        upsample_frame_batch: int = 16,
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -233,10 +243,12 @@ class MagicVideoPipeline(DiffusionPipeline):
             output_type: "uint8" (numpy ``(B, F, H, W, 3)``), "pt" (``(B, 3, F, H, W)`` in
                 [-1, 1]) or "latent" (``(B, C, F, h, w)``, scaled) of the last stage.
             decode_chunk_size: frames per VAE decoder chunk (memory bound).
-            stages: "keyframes" (16 key frames, 3.1) and/or "interpolate" (3 new frames between
-                each adjacent pair, 16 -> 61, 3.2), in that order; a comma-separated string works
-                too. Starting at "interpolate" needs `keyframe_latents`. Every stage's latents
-                are returned in the output's ``latents`` dict (scaled, by stage name).
+            stages: "keyframes" (16 key frames, 3.1), "interpolate" (3 new frames between each
+                adjacent pair, 16 -> 61, 3.2) and "upsample" (the decoded frames x4, 3.4), in that
+                order, interpolation optional; a comma-separated string works too. Starting at
+                "interpolate" needs `keyframe_latents`; "upsample" alone is :meth:`upsample` on
+                decoded frames. Every latent stage's latents are returned in the output's
+                ``latents`` dict (scaled, by stage name).
             keyframe_latents: ``(B, C, F, h, w)`` scaled key-frame latents (a stored "keyframes"
                 output) for ``stages=("interpolate",)``.
             image: image-to-video (4.3): the first frame (PIL image, uint8 ``(H, W, 3)`` /
@@ -250,10 +262,22 @@ class MagicVideoPipeline(DiffusionPipeline):
                 `num_inference_steps`).
             interpolation_guidance_scale: CFG scale of the interpolation stage on the key frames'
                 CLIP embeddings (null condition: zero embeddings); 1 (default) disables it.
+            upsample_steps: denoising steps of the upsample stage (default 25,
+                :data:`magicvideo.upsampling.DEFAULT_STEPS`).
+            upsample_noise_level: its noise-conditioning augmentation level (default: the
+                upsampler's ``default_noise_level``, 20 for a model trained with augmentation).
+            upsample_scheduler: its sampler (a :func:`make_scheduler` name; default DDIM).
+            upsample_frame_batch: frames per upsampler forward (memory; results do not depend on it).
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
         stages = resolve_stages(stages)
+        if stages[0] == "upsample":
+            raise ValueError("stages start at 'upsample': call pipe.upsample(frames, seeds) on decoded frames")
+        if "upsample" in stages and output_type == "latent":
+            raise ValueError("the upsample stage works in pixel space: output_type 'latent' has nothing to return")
+        if "upsample" in stages:
+            self._require_upsampler()  # before the key frames are made
         if image is not None and video is not None:
             raise ValueError("pass image (image-to-video) or video (variation / editing), not both")
         if stages[0] != "keyframes" and (image is not None or video is not None):
@@ -283,6 +307,14 @@ class MagicVideoPipeline(DiffusionPipeline):
             out = latents
         else:
             frames = self.decode_latents(latents, chunk_size=decode_chunk_size)
+            if "upsample" in stages:
+                text = None
+                if self.upsampler is not None and self.upsampler.config.cross_attention_dim is not None:
+                    text = prompt_embeds if prompt is None else self.encode_prompt(
+                        [prompt] * len(seeds) if isinstance(prompt, str) else list(prompt))
+                frames = self.upsample(frames, seeds, noise_level=upsample_noise_level, num_inference_steps=upsample_steps,
+                                       scheduler=upsample_scheduler, frame_batch=upsample_frame_batch,
+                                       prompt_embeds=text)  # fmt: skip
             out = frames if output_type == "pt" else self.to_uint8(frames)
         self.maybe_free_model_hooks()
         return MagicVideoPipelineOutput(frames=out, latents=latents_by_stage) if return_dict else (out,)
@@ -434,6 +466,39 @@ class MagicVideoPipeline(DiffusionPipeline):
 
         return ImageEmbedder(self.image_encoder)(((frames.float() + 1) / 2).clamp(0, 1))
 
+    # ---- stage 3: super-resolution (3.4) ---------------------------------------------------
+
+    @torch.no_grad()
+    def upsample(
+        self,
+        frames: torch.Tensor,
+        seeds: Sequence[int],
+        noise_level: int | None = None,
+        num_inference_steps: int | None = None,
+        scheduler: str = "ddim",
+        frame_batch: int = 16,
+        prompt_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Decoded clips ``(B, 3, F, H, W)`` in [-1, 1] -> ``(B, 3, F, 4H, 4W)`` in [-1, 1] with the
+        ``upsampler`` (:func:`magicvideo.upsampling.upsample_clips`): frame by frame, in batches of
+        `frame_batch`, every frame of clip k with the same noise, from ``stage_seed(seeds[k],
+        "upsample")``, so a clip does not flicker and the result does not depend on the batch.
+        `prompt_embeds` ``(B, L, D)``: the text condition of a text-conditioned upsampler."""
+        from .upsampling import DEFAULT_STEPS, upsample_clips
+
+        self._require_upsampler()
+        return upsample_clips(self.upsampler, frames, seeds, noise_level=noise_level,
+                              num_inference_steps=num_inference_steps or DEFAULT_STEPS, scheduler=scheduler,
+                              frame_batch=frame_batch, encoder_hidden_states=prompt_embeds,
+                              progress=self.progress_bar)  # fmt: skip
+
+    def _require_upsampler(self) -> None:
+        if self.upsampler is None:
+            raise ValueError(
+                "this pipeline has no upsample stage: it needs the `upsampler` component (UpsamplerUNet; a pipeline "
+                "folder's upsampler/, written by scripts/train_upsampler.py or magicvideo train shapes' upsample stage)"
+            )
+
     # ---- the shared denoising loop ---------------------------------------------------------
 
     def denoise(self, model, latents, timesteps, cond, fps, guidance_scale, generators, eta=0.0, known=None,
@@ -498,25 +563,31 @@ class MagicVideoPipeline(DiffusionPipeline):
 # ---- the cascade's stages ------------------------------------------------------------------
 
 #: the stages, in cascade order (DESIGN: keyframes -> interpolate -> decode -> upsample; decoding
-#: is the output_type, super-resolution is not built yet)
-STAGES = ("keyframes", "interpolate")
-#: the pipeline components each stage reads (what its identity hashes)
+#: is the output_type, and runs before "upsample")
+STAGES = ("keyframes", "interpolate", "upsample")
+#: stages a chain may leave out between two others (keyframes -> upsample upsamples the 16 key frames)
+OPTIONAL_STAGES = ("interpolate",)
+#: the pipeline components each stage reads (what its identity hashes); "upsample" reads the
+#: decoded frames, hence the VAE
 STAGE_COMPONENTS = {
     "keyframes": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
     "interpolate": ("interpolation", "image_encoder", "vae", "scheduler"),
+    "upsample": ("upsampler", "vae"),
 }
 
 
 def resolve_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
     """``"keyframes,interpolate"`` or a sequence -> a tuple of known stages, in cascade order,
-    without gaps."""
+    without gaps but for :data:`OPTIONAL_STAGES` (``keyframes,upsample`` is a chain)."""
     names = tuple(s.strip() for s in stages.split(",") if s.strip()) if isinstance(stages, str) else tuple(stages)
     unknown = [s for s in names if s not in STAGES]
     if unknown or not names:
         raise ValueError(f"unknown stage(s) {unknown or names}; stages are {', '.join(STAGES)} (in that order)")
-    first = STAGES.index(names[0])
-    if names != STAGES[first : first + len(names)]:
-        raise ValueError(f"stages {names} are not consecutive in cascade order ({' -> '.join(STAGES)})")
+    idx = [STAGES.index(s) for s in names]
+    skipped = [s for i, j in zip(idx, idx[1:]) for s in STAGES[i + 1 : j]]
+    if any(j <= i for i, j in zip(idx, idx[1:])) or any(s not in OPTIONAL_STAGES for s in skipped):
+        raise ValueError(f"stages {names} are not consecutive in cascade order ({' -> '.join(STAGES)}; "
+                         f"{', '.join(OPTIONAL_STAGES)} may be left out)")  # fmt: skip
     return names
 
 
@@ -561,17 +632,32 @@ def add_interpolation(folder: str | Path, interpolation, image_encoder) -> Path:
     """Write an interpolation stage into a saved pipeline folder: ``interpolation/`` and
     ``image_encoder/`` (``save_pretrained``) and their ``model_index.json`` entries; the other
     components' files are left as they are."""
+    return _add_components(folder, {
+        "interpolation": (interpolation, [type(interpolation).__module__, type(interpolation).__name__]),
+        "image_encoder": (image_encoder, ["transformers", type(image_encoder).__name__]),
+    })  # fmt: skip
+
+
+def add_upsampler(folder: str | Path, upsampler) -> Path:
+    """Write an upsample stage into a saved pipeline folder: ``upsampler/`` (``save_pretrained``;
+    a complete SR checkpoint on its own, what ``magicvideo upsample --checkpoint`` reads) and its
+    ``model_index.json`` entry; the other components' files are left as they are."""
+    return _add_components(folder, {"upsampler": (upsampler, [type(upsampler).__module__, type(upsampler).__name__])})
+
+
+def _add_components(folder: str | Path, components: dict[str, tuple]) -> Path:
+    """``save_pretrained`` each ``name: (module, index entry)`` into ``folder/name`` and write the
+    entries into ``model_index.json`` (atomically)."""
     import json
 
     root = Path(folder)
     index_file = root / "model_index.json"
     if not index_file.is_file():
         raise FileNotFoundError(f"{root} is not a saved MagicVideoPipeline folder (no model_index.json)")
-    interpolation.save_pretrained(root / "interpolation")
-    image_encoder.save_pretrained(root / "image_encoder")
     index = json.loads(index_file.read_text())
-    index["interpolation"] = [type(interpolation).__module__, type(interpolation).__name__]
-    index["image_encoder"] = ["transformers", type(image_encoder).__name__]
+    for name, (module, entry) in components.items():
+        module.save_pretrained(root / name)
+        index[name] = entry
     tmp = index_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, index_file)

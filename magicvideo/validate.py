@@ -4,6 +4,8 @@ traceback after a minute of start-up.
 
 - :func:`check_pipeline_folder`: a saved ``MagicVideoPipeline`` folder (``model_index.json``, each
   component's subfolder and config, every ``.safetensors`` file's header and length).
+- :func:`check_model_folder`: one model's ``save_pretrained`` folder (the ``magicvideo upsample``
+  checkpoint).
 - :func:`read_text`: a text file as UTF-8; an error names the file and the byte offset.
 - argparse types for numbers (:func:`positive_int`, :func:`non_negative_int`, :func:`positive_float`,
   :func:`non_negative_float`) and for text arguments (:func:`utf8_text`).
@@ -139,3 +141,22 @@ def check_pipeline_folder(path: str | Path) -> dict:
     if not found:
         raise InputError(f"{what}: model_index.json names no model components")
     return found
+
+
+def check_model_folder(path: str | Path, class_name: str | None = None, hint: str = "") -> int:
+    """Check a model's ``save_pretrained`` folder without loading it: ``config.json`` (whose
+    ``_class_name`` is `class_name`, when given) and its ``.safetensors`` weights. Returns the number
+    of tensors; raises :class:`InputError` (`hint` says where such a folder comes from)."""
+    root = Path(path)
+    what = f"checkpoint {path}"
+    tail = f"; {hint}" if hint else ""
+    if not root.is_dir():
+        raise InputError(f"{what}: {class_name or 'model'} folder not found{tail}")
+    config = _json(root / "config.json", what)
+    if class_name is not None and (not isinstance(config, dict) or config.get("_class_name") != class_name):
+        found = config.get("_class_name") if isinstance(config, dict) else None
+        raise InputError(f"{what}: not a {class_name} folder (config.json names {found!r}){tail}")
+    weights = sorted(root.glob("*.safetensors"))
+    if not weights:
+        raise InputError(f"{what}: no .safetensors weights in {root}{tail}")
+    return sum(check_safetensors(w) for w in weights)

@@ -122,3 +122,25 @@ def test_spec_validation():
         ShapesSpec(size=512)
     with pytest.raises(ValueError, match="fps"):
         ShapesSpec(fps=[])
+
+
+def test_cli_renders_the_benchmark_at_256(tmp_path, capsys):
+    """`magicvideo data shapes OUT --size 256` (x4 of the 64 px benchmark: the super-resolution
+    stage's training frames and references): the same clips, four times the side."""
+    import torch
+
+    from magicvideo.cli import main
+    from magicvideo.models.upsampler import downsample
+
+    out = tmp_path / "hr"
+    assert main(["data", "shapes", str(out), "--size", "256", "--train", "1", "--test", "1", "--workers", "0"]) == 0
+    assert json.loads((out / "shapes.json").read_text())["spec"]["size"] == 256
+    frames = _decode(out / "TestVideo" / "video7010.mp4")
+    assert frames.shape[1:] == (256, 256, 3)
+    spec = ShapesSpec(seed=0)
+    clip = sample_clip(spec, "test", 0)
+    hr, lr = render(clip, 256), render(clip, 64)
+    small = downsample(torch.from_numpy(hr).permute(0, 3, 1, 2).float(), 4).permute(0, 2, 3, 1).numpy()
+    assert np.abs(small - lr).mean() < 2.0  # the 256 px clip shrunk x4 is the 64 px clip
+    assert main(["data", "shapes", str(tmp_path / "big"), "--size", "512"]) == 2
+    assert "size" in capsys.readouterr().err

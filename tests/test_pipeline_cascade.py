@@ -74,7 +74,7 @@ def test_one_seed_same_61_frames_whatever_the_batch(cascade, scheduler):
 def test_stage_names_and_errors(cascade, tiny_pipeline):
     assert resolve_stages("keyframes, interpolate") == BOTH and resolve_stages(["interpolate"]) == ("interpolate",)
     with pytest.raises(ValueError, match="unknown stage"):
-        resolve_stages("keyframes,upsample")
+        resolve_stages("keyframes,superres")
     with pytest.raises(ValueError, match="not consecutive in cascade order"):
         resolve_stages(("interpolate", "keyframes"))
     with pytest.raises(ValueError, match="pass keyframe_latents"):

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from magicvideo.cli import main
@@ -88,12 +89,15 @@ def test_chain_trains_every_stage_from_one_seed(chain):
     out = chain["out"]
     assert chain["rc"] == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["stages"]) == ["data", *STAGES]
+    up = STAGES.index("upsample")  # renders the benchmark at 4x first (data_hr)
+    assert list(report["stages"]) == ["data", *STAGES[:up], "data_hr", *STAGES[up:]]
     for stage in STAGES:
         s = report["stages"][stage]
         assert s["steps"] >= 1 and s["loss"] > 0 and (out / "runs" / stage / "done.json").is_file()
         assert yaml.safe_load((out / "runs" / stage / "config.yaml").read_text())["seed"] == 3
     assert json.loads((out / "data" / "shapes.json").read_text())["spec"]["seed"] == 3
+    hr = json.loads((out / "data_hr" / "shapes.json").read_text())["spec"]
+    assert hr["seed"] == 3 and hr["size"] == 4 * 32
     assert report["sizes"] == size_report(out) and report["sizes"]["total"] > 0
     acc = report["stages"]["classifier"]["test_accuracy"]
     assert set(acc) == {"shape", "color", "background", "motion", "speed"}
@@ -114,6 +118,9 @@ def test_chain_outputs_load_and_generate(chain):
     pipe.set_progress_bar_config(disable=True)
     video = pipe("a red circle moving left slowly on a black background", num_inference_steps=2, seed=0).frames
     assert tuple(video.shape) == (1, 4, 32, 32, 3)
+    big = pipe("a red circle moving left slowly on a black background", num_inference_steps=1, seed=0,
+               stages="keyframes,upsample", upsample_steps=1).frames
+    assert tuple(big.shape) == (1, 4, 128, 128, 3) and pipe.upsampler.dtype == torch.float32  # stored float16
     clf = ShapesI3D.from_pretrained(out / "classifier")
     assert list(clf.heads) == ["shape", "color", "background", "motion", "speed"]
     CLIPModel.from_pretrained(out / "clip")
@@ -125,7 +132,7 @@ def test_chain_rerun_reuses_finished_stages_only_with_the_same_settings(chain, t
     out, args = chain["out"], chain["args"]
     assert main(args) == 0  # a second run reuses every finished stage and the benchmark
     again = json.loads((out / "report.json").read_text())
-    assert all(again["stages"][s].get("reused") for s in ["data", *STAGES])
+    assert all(again["stages"][s].get("reused") for s in ["data", "data_hr", *STAGES])
     # ... and refuses to reuse stages trained with other settings
     assert main([*args, "--steps-scale", "2"]) == 2
     assert "was trained with other settings (steps)" in capsys.readouterr().err

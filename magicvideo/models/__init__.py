@@ -1,4 +1,5 @@
 from .interpolation import InterpolationUNet
+from .upsampler import UpsamplerUNet
 from .unet import AdaptedConv2d, MagicVideoUNet, MagicVideoUNetOutput, SpatioTemporalBlock, TemporalAttention
 from .vae import VideoAutoencoderKL
 
@@ -9,5 +10,6 @@ __all__ = [
     "MagicVideoUNetOutput",
     "SpatioTemporalBlock",
     "TemporalAttention",
+    "UpsamplerUNet",
     "VideoAutoencoderKL",
 ]

@@ -11,6 +11,10 @@
   safetensors checkpoints + ``training_state.pt`` (weights_only) that resume bit-exactly,
   rich progress, ``train_log.jsonl`` (:func:`read_log`).
 
+- Super-resolution (:mod:`.upsampler`, 3.4): :func:`build_upsampler_trainer`,
+  :class:`UpsamplerTrainer`, :func:`upsampler_loss`; images only, random crops, noise-conditioning
+  augmentation (``upsampler.noise_augmentation``).
+
 - The shapes models (:mod:`.shapes`, issue 6): :func:`train_shapes` runs data -> image VAE
   (:mod:`.vae`) -> CLIP pair (:mod:`.clip`) -> text-to-image U-Net (:mod:`.t2i`) -> VideoVAE ->
   image-embedding pre-training -> text fine-tuning -> I3D attribute classifier (:mod:`.classifier`)
@@ -32,6 +36,7 @@ _EXPORTS = {
     "trainer": ["Trainer", "list_checkpoints", "load_weights", "read_log"],
     "videovae": ["VideoVAETrainer", "build_videovae_trainer", "reconstruction_loss"],
     "shapes": ["ShapesRecipe", "load_shapes_recipe", "train_shapes"],
+    "upsampler": ["UpsamplerTrainer", "build_upsampler_trainer", "upsampler_loss"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

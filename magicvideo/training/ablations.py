@@ -71,6 +71,9 @@ LABELS = {
 }
 #: the stages a variant shares with the base chain, and those it trains itself
 SHARED = ("image_vae", "clip", "t2i", "videovae")
+#: what the "full" variant trains or reuses: the generator up to its interpolation stage (not the
+#: super-resolution stage, which the variants do not change, nor the classifier, an evaluator)
+FULL_STAGES = tuple(s for s in STAGES if s not in ("upsample", "classifier"))
 OWN = ("pretrain", "finetune")
 
 
@@ -135,5 +138,5 @@ def train_variant(base: str | Path, variant: str, recipe: str | Path | ShapesRec
     rec = variant_recipe(recipe, variant, seed)
     if variant != "full":
         link_shared(base, out)
-    report = ShapesChain(out, rec, steps_scale, device, progress, log).run(OWN if variant != "full" else STAGES[:-1])
+    report = ShapesChain(out, rec, steps_scale, device, progress, log).run(OWN if variant != "full" else FULL_STAGES)
     return {**report, "variant": variant, "label": LABELS[variant], "pipeline": str(variant_pipeline(base, variant))}

@@ -31,7 +31,8 @@ def add_train(subparsers) -> None:
     s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup (e.g. 0.01)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set stages.t2i.batch_size=32; repeatable")
-    s.add_argument("--stages", help="comma-separated subset of image_vae,clip,t2i,videovae,pretrain,finetune,classifier (data: the benchmark alone)")
+    s.add_argument("--stages", help="comma-separated subset of image_vae,clip,t2i,videovae,pretrain,finetune,interpolation,"
+                   "upsample,classifier (data: the benchmark alone)")
     s.add_argument("--device", help="device of every stage (default: each stage's, auto)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=_train_shapes)

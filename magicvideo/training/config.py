@@ -3,8 +3,8 @@
 Every stage shares one schema for everything but the model-specific keys:
 
     stage: keyframe            # keyframe (U-Net, eq. 6) | videovae (decoder temporal layers, 3.3)
-                               # | image_vae | clip | t2i | classifier (the shapes models,
-                               # magicvideo.training.shapes)
+                               # | upsample (x4 super-resolution, 3.4) | image_vae | clip | t2i
+                               # | classifier (the shapes models, magicvideo.training.shapes)
     model: tiny                # model config name/path (configs/model/), or the config inline
     weights: random            # random | pretrained (inflate model.pretrained_2d, as build_pipeline)
     out_dir: runs/keyframe     # checkpoints/, train_log.jsonl, config.yaml, final/
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from magicvideo.build import ModelConfig, load_model_config
 from magicvideo.configs import ConfigError, StrictModel, describe_error, read_yaml, resolve_config_path
@@ -87,11 +87,47 @@ class ClassifierSection(StrictModel):
                                                 # benchmark protocol's fps, so real and generated clips match
 
 
+class UpsamplerSection(StrictModel):
+    """The x4 super-resolution model and its training (stage upsample, section 3.4;
+    :class:`~magicvideo.models.UpsamplerUNet`, trained by :mod:`magicvideo.training.upsampler`)."""
+
+    scale_factor: int = Field(4, ge=1)          # output side / input side
+    crop: int = Field(128, ge=8)                # side of the random high-resolution crops trained on (paper: 512
+                                                # of 1024); a multiple of scale_factor
+    frame_size: int | None = Field(None, ge=8)  # training frames resized to this side first (null: as stored)
+    block_out_channels: list[int] = [32, 48, 64, 96]   # UNet2DConditionModel widths, one level each
+    layers_per_block: int = Field(1, ge=1)
+    down_block_types: list[str] | None = None   # null: DownBlock2D at every level (no attention)
+    up_block_types: list[str] | None = None     # null: UpBlock2D at every level
+    mid_block_type: str | None = "UNetMidBlock2D"
+    norm_num_groups: int = Field(16, ge=1)
+    attention_head_dim: int = Field(8, ge=1)
+    cross_attention_dim: int | None = Field(None, ge=1)  # text conditioning (with CrossAttn* blocks): the text
+                                                # encoder's hidden size; null: no text
+    text_encoder: str | None = None             # with cross_attention_dim: a folder with tokenizer/ and text_encoder/
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    noise_augmentation: bool = True             # noise-conditioning augmentation (false: the ablation, level 0 only)
+    max_noise_level: int = Field(350, ge=0, lt=1000)  # augmentation levels are uniform in [0, max_noise_level]
+    default_noise_level: int | None = Field(None, ge=0)  # inference level stored in the model (null: 20 with
+                                                # augmentation, as the x4 upscaler; 0 without)
+
+    @model_validator(mode="after")
+    def _check(self) -> "UpsamplerSection":
+        if self.crop % self.scale_factor:
+            raise ValueError(f"crop {self.crop} must be a multiple of scale_factor {self.scale_factor}")
+        if self.frame_size is not None and self.frame_size < self.crop:
+            raise ValueError(f"frame_size {self.frame_size} is smaller than crop {self.crop}")
+        if (self.cross_attention_dim is None) != (self.text_encoder is None):
+            raise ValueError("text conditioning needs both cross_attention_dim and text_encoder (or neither)")
+        return self
+
+
 class TrainConfig(StrictModel):
-    stage: Literal["keyframe", "videovae", "image_vae", "clip", "t2i", "classifier"] = "keyframe"
+    stage: Literal["keyframe", "videovae", "upsample", "image_vae", "clip", "t2i", "classifier"] = "keyframe"
     model: str | ModelConfig = "tiny"           # model config name/path (configs/model) or inline
     weights: Literal["random", "pretrained"] = "random"
-    init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning)
+    init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning);
+                                                # upsample: an UpsamplerUNet folder
     init_vae: str | None = None                 # videovae: a VideoAutoencoderKL folder to start from
     out_dir: str = "runs/train"
     seed: int = 0                               # seeds the random init, noise, timesteps, condition dropout
@@ -125,6 +161,9 @@ class TrainConfig(StrictModel):
     foreground_weight: float = Field(1.0, ge=1)  # image_vae: pixel-loss weight of pixels unlike the frame's median colour
     clip: CLIPSection = CLIPSection()           # clip: vision tower and temperature
     classifier: ClassifierSection = ClassifierSection()  # classifier: width and heads
+
+    # ---- upsample stage (section 3.4); condition_dropout applies to its text condition ----
+    upsampler: UpsamplerSection = UpsamplerSection()
 
     def resolved_model(self) -> ModelConfig:
         """The resolved model config (loaded by name/path when ``model`` is a string)."""

@@ -19,7 +19,12 @@ The chain (issue 6, point 4; DESIGN.md "The embedded default"):
                ``OUT/pipeline`` as ``interpolation/`` (float16 storage, loaded as float32: the
                committed-size budget) and ``image_encoder/``. Its recipe entry is optional: without
                one the stage is skipped (``steps: 0``)
-9. classifier  width-scaled I3D with attribute heads (:mod:`.classifier`) -> ``OUT/classifier``;
+9. upsample    x4 super-resolution (3.4, :mod:`.upsampler`): an ``UpsamplerUNet`` trained on random
+               crops of single frames of the benchmark rendered again at ``scale_factor`` x its size
+               (``OUT/data_hr``, same seed and clips: its test clips are the high-resolution
+               references); written into ``OUT/pipeline`` as ``upsampler/`` (float16). Optional like
+               interpolation
+10. classifier  width-scaled I3D with attribute heads (:mod:`.classifier`) -> ``OUT/classifier``;
                scored on the test split (attribute accuracy vs chance)
 
 A stage with ``steps: 0`` is skipped (videovae: the pipeline keeps identity temporal layers;
@@ -30,6 +35,7 @@ place; a re-run skips finished stages (and refuses a folder whose data or finish
 from other settings) and resumes an interrupted one. Layout::
 
     OUT/data/          the benchmark (train.csv, TestVideo/, test_videodatainfo.json, shapes.json)
+    OUT/data_hr/       the same benchmark at scale_factor x the size (the upsample stage's frames)
     OUT/runs/<stage>/  each stage's training folder
     OUT/t2i/           unet/ vae/ text_encoder/ tokenizer/ scheduler/ image_encoder/ (SD 1.x layout)
     OUT/pipeline/      the key-frame MagicVideoPipeline (what `magicvideo generate`/eval load)
@@ -65,10 +71,13 @@ from magicvideo.configs import ConfigError, StrictModel, read_yaml, resolve_conf
 from magicvideo.data.shapes import ShapesSpec
 from magicvideo.training.config import TrainConfig, validate_train_config
 
-# interpolation before classifier: ablations.py runs ``STAGES[:-1]`` for its "full" variant (all but the classifier)
-STAGES = ("image_vae", "clip", "t2i", "videovae", "pretrain", "finetune", "interpolation", "classifier")
+# the generator's stages in cascade order, then the classifier (an evaluator); ablations.FULL_STAGES is what the
+# "full" variant trains (up to interpolation)
+STAGES = ("image_vae", "clip", "t2i", "videovae", "pretrain", "finetune", "interpolation", "upsample", "classifier")
 #: the interpolation U-Net's storage dtype in OUT/pipeline (halves its file; loaded as float32)
 INTERPOLATION_STORAGE_DTYPE = torch.float16
+#: the SR model's storage dtype in OUT/pipeline (as the interpolation U-Net's)
+UPSAMPLER_STORAGE_DTYPE = torch.float16
 #: what the eval flows and `magicvideo generate` load (the committed part of OUT)
 SHIPPED = ("pipeline", "classifier", "clip")
 
@@ -85,6 +94,7 @@ class StagesSection(StrictModel):
     finetune: dict[str, Any] = {}
     classifier: dict[str, Any] = {}
     interpolation: dict[str, Any] = {"steps": 0}  # a recipe without this stage skips it
+    upsample: dict[str, Any] = {"steps": 0}  # a recipe without this stage skips it
 
 
 class ShapesRecipe(StrictModel):
@@ -163,6 +173,11 @@ class ShapesChain:
         return self.out / "data"
 
     @property
+    def hr_data_dir(self) -> Path:
+        """The benchmark at ``scale_factor`` x the size (the upsample stage's training frames)."""
+        return self.out / "data_hr"
+
+    @property
     def t2i_dir(self) -> Path:
         return self.out / "t2i"
 
@@ -178,7 +193,8 @@ class ShapesChain:
         if stage in ("pretrain", "finetune", "interpolation"):
             base["stage"] = "keyframe"
         base.update(chain)
-        data = {"csv": str(self.data_dir / "train.csv"), **dict(user.pop("data", {})), "seed": r.seed}
+        frames = self.hr_data_dir if stage == "upsample" else self.data_dir
+        data = {"csv": str(frames / "train.csv"), **dict(user.pop("data", {})), "seed": r.seed}
         optim = dict(user.pop("optim", {}))
         merged = {**base, **user, "data": data, "optim": optim}
         steps = int(merged.get("steps", TrainConfig.model_fields["steps"].default))
@@ -236,20 +252,28 @@ class ShapesChain:
     # -- stages ------------------------------------------------------------------------------
 
     def data(self) -> None:
+        self._render("data", self.data_dir, self.recipe.data.model_copy(update={"seed": self.recipe.seed}))
+
+    def hr_data(self, scale_factor: int) -> None:
+        """The recipe's benchmark rendered at `scale_factor` x its size into ``OUT/data_hr``."""
+        spec = ShapesSpec.model_validate({**self.recipe.data.model_dump(), "seed": self.recipe.seed,
+                                          "size": self.recipe.data.size * scale_factor})  # fmt: skip
+        self._render("data_hr", self.hr_data_dir, spec)
+
+    def _render(self, name: str, folder: Path, spec: ShapesSpec) -> None:
         from magicvideo.data import write_shapes
 
-        spec = self.recipe.data.model_copy(update={"seed": self.recipe.seed})
-        summary_file = self.data_dir / "shapes.json"
+        summary_file = folder / "shapes.json"
         if summary_file.is_file():
             if json.loads(summary_file.read_text()).get("spec") != spec.model_dump():
-                raise ValueError(f"{self.data_dir} holds a shapes benchmark of another spec or seed; use another "
+                raise ValueError(f"{folder} holds a shapes benchmark of another spec or seed; use another "
                                  "output folder (its models were trained on that data)")  # fmt: skip
-            self.report["stages"]["data"] = {"reused": True}
+            self.report["stages"][name] = {"reused": True}
             return
         t0 = time.perf_counter()
-        self.log(f"data: rendering {spec.train} train + {spec.test} test clips -> {self.data_dir}")
-        write_shapes(self.data_dir, spec, workers=None if spec.train + spec.test >= 64 else 0)
-        self.report["stages"]["data"] = {"train": spec.train, "test": spec.test, "seconds": round(time.perf_counter() - t0, 2)}
+        self.log(f"{name}: rendering {spec.train} train + {spec.test} test clips at {spec.size}x{spec.size} -> {folder}")
+        write_shapes(folder, spec, workers=None if spec.train + spec.test >= 64 else 0)
+        self.report["stages"][name] = {"train": spec.train, "test": spec.test, "seconds": round(time.perf_counter() - t0, 2)}
 
     def image_vae(self) -> None:
         from diffusers import AutoencoderKL
@@ -363,6 +387,23 @@ class ShapesChain:
         model = InterpolationUNet.from_pretrained(self.final_weights(cfg, "interpolation"))
         encoder = CLIPVisionModelWithProjection.from_pretrained(self.t2i_dir / "image_encoder")
         add_interpolation(pipeline, model.to(dtype=INTERPOLATION_STORAGE_DTYPE), encoder)
+
+    def upsample(self) -> None:
+        from magicvideo.training.upsampler import build_upsampler_trainer
+
+        cfg = self.stage_config("upsample")
+        if cfg is not None:
+            self.hr_data(cfg.upsampler.scale_factor)
+        self._stage("upsample", cfg, lambda cfg: self._fit(build_upsampler_trainer(cfg)))
+        pipeline = self.out / "pipeline"
+        if cfg is None or not (pipeline / "model_index.json").is_file():
+            return
+        # (re)attach: the fine-tuning stage rewrites OUT/pipeline whenever it runs
+        from magicvideo.models import UpsamplerUNet
+        from magicvideo.pipeline import add_upsampler
+
+        add_upsampler(pipeline, UpsamplerUNet.from_pretrained(self.final_weights(cfg, "upsampler"),
+                                                              torch_dtype=UPSAMPLER_STORAGE_DTYPE))  # fmt: skip
 
     def run(self, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
         """Run `stages` (in the chain's order; each needs its predecessors' outputs) and write

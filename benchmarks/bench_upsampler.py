@@ -1,0 +1,325 @@
+"""The x4 super-resolution stage (paper 3.4, issue 14): speed at the paper's scale, quality on shapes.
+
+``speed``: a random-weight :class:`~magicvideo.models.UpsamplerUNet` of a named size upsamples one
+16-frame clip 256 -> 1024 (``--side 256``) with N DDIM steps, frame batches of ``--frame-batch``
+(every value given is timed; the memory bound: spatial tiling is not implemented, a smaller frame
+batch is the lever), next to the key-frame stage of a random ``--keyframe-config`` pipeline
+(``sd15``: 16 frames at 256x256, 50 DDIM steps with CFG, as ``bench_interpolation.py`` times it;
+or ``--keyframe-seconds`` to reuse a measured number). Seconds per clip (median of
+``--repeats``), peak GPU memory, and the ratio SR / key frames (the issue's goal: at most 2). The
+paper gives no SR architecture; the sizes (:data:`PRESETS`) are stand-ins: ``paper`` a 203 M
+parameter pixel U-Net (128-1024 channels, SR3 / Imagen-like widths), ``efficient`` 51 M (Imagen's
+"Efficient U-Net" idea: the capacity at low resolution), ``shapes`` the committed recipe's.
+
+``quality``: the shapes test clips (the benchmark spec of ``configs/benchmarks/shapes.yaml``, rendered
+without the codec) as 16 frames at 8 fps, at 64 px (the model's input) and 256 px (the
+references: the same clips rendered at 4x). Inputs: ``real`` (the 64 px frames) and ``generated``
+(clips of the committed key-frame pipeline ``--pipeline`` for the same clips' captions). Methods:
+``bicubic`` and each ``--checkpoint NAME=DIR`` (at each ``--noise-levels`` value; default the
+model's own default). Metrics, all at 256 px:
+
+  * PSNR dB / SSIM against the 256 px references (real inputs only: generated clips have none);
+    torchmetrics' functions, per frame, averaged (SSIM: gaussian window 11, sigma 1.5);
+  * FID@256: frame FID (``fid_frames`` protocol: the TF FID Inception, every frame one sample)
+    against the 256 px reference frames; with few clips it is biased upward, compare rows only;
+  * input PSNR: PSNR of the output shrunk back x4 (antialiased bicubic, the training degradation)
+    against its own 64 px input, i.e. how faithful the output is to what it upsampled.
+
+Usage (repo root):
+    python benchmarks/bench_upsampler.py speed --preset paper --steps 20 --dtype bf16 --frame-batch 16,4
+    python benchmarks/bench_upsampler.py quality --checkpoint aug=OUT/upsampler --checkpoint noaug=OUT2/upsampler
+    python benchmarks/bench_upsampler.py speed --preset tiny --device cpu --steps 1 --frames 2 --side 32 \\
+        --keyframe-config tiny --keyframe-steps 1 --repeats 1           # CPU smoke
+    python benchmarks/bench_upsampler.py quality --checkpoint sr=DIR --clips 2 --steps 1 --gen-steps 1 \\
+        --device cpu --no-fid                                            # CPU smoke
+Prints a table; ``--json PATH`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: SR model sizes for the speed run (UpsamplerUNet keys); every level convolutional, no attention
+PRESETS = {
+    "paper": {"block_out_channels": (128, 256, 512, 1024), "layers_per_block": 2, "norm_num_groups": 32},
+    "efficient": {"block_out_channels": (64, 128, 256, 512), "layers_per_block": 2, "norm_num_groups": 32},
+    "shapes": {"block_out_channels": (32, 48, 64, 96), "layers_per_block": 1, "norm_num_groups": 16},
+    "tiny": {"block_out_channels": (8, 16), "layers_per_block": 1, "norm_num_groups": 4},
+}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def timed(fn, device: str, repeats: int, warmup: int) -> float:
+    """Median wall seconds of fn() (CUDA synchronised)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
+
+
+# ---- speed ------------------------------------------------------------------------------------
+
+
+def speed(args) -> dict:
+    from magicvideo.models import UpsamplerUNet
+    from magicvideo.upsampling import upsample_clips
+
+    device, dtype = args.device, DTYPES[args.dtype] if not args.device.startswith("cpu") else torch.float32
+    torch.manual_seed(0)
+    model = UpsamplerUNet(**PRESETS[args.preset]).to(device, dtype).eval()
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    n_params = sum(p.numel() for p in model.parameters())
+    clip = torch.rand(1, 3, args.frames, args.side, args.side, device=device) * 2 - 1
+    res = {"preset": args.preset, "parameters": n_params, "device": device, "dtype": str(dtype).split(".")[-1],
+           "steps": args.steps, "frames": args.frames, "side_in": args.side, "side_out": 4 * args.side, "runs": []}  # fmt: skip
+    if device.startswith("cuda"):
+        res["gpu"] = torch.cuda.get_device_name()
+    for fb in args.frame_batch:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        run = lambda: upsample_clips(model, clip, [0], num_inference_steps=args.steps, frame_batch=fb)  # noqa: E731
+        try:
+            seconds = timed(run, device, args.repeats, args.warmup)
+        except torch.OutOfMemoryError:
+            res["runs"].append({"frame_batch": fb, "error": "out of memory"})
+            continue
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
+        res["runs"].append({"frame_batch": fb, "seconds_per_clip": seconds, "peak_memory_gib": peak})
+    del model
+    if args.keyframe_seconds is not None:
+        res["keyframes_seconds_per_clip"], res["keyframes_source"] = args.keyframe_seconds, "given (--keyframe-seconds)"
+    else:
+        res["keyframes_seconds_per_clip"] = keyframe_seconds(args, device, dtype)
+        res["keyframes_source"] = f"{args.keyframe_config}, {args.keyframe_steps} DDIM steps, CFG {args.guidance}"
+    kf = res["keyframes_seconds_per_clip"]
+    rows = []
+    for r in res["runs"]:
+        if "error" in r:
+            rows.append([str(r["frame_batch"]), r["error"], "-", "-"])
+            continue
+        r["ratio_to_keyframes"] = r["seconds_per_clip"] / kf
+        mem = "-" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
+        rows.append([str(r["frame_batch"]), f"{r['seconds_per_clip']:.2f}", mem, f"{r['ratio_to_keyframes']:.2f}"])
+    table(f"SR '{args.preset}' ({n_params / 1e6:.2f} M parameters): {args.frames} frames {args.side} -> {4 * args.side}, "
+          f"{args.steps} DDIM steps, {res['dtype']}, {device}",
+          ["frame batch", "s per clip", "peak GiB", "x key-frame stage"], rows)  # fmt: skip
+    print(f"key-frame stage: {kf:.2f} s per clip ({res['keyframes_source']})")
+    return res
+
+
+def keyframe_seconds(args, device: str, dtype: torch.dtype) -> float:
+    """Seconds per clip of the key-frame stage of a random pipeline of `--keyframe-config`."""
+    from magicvideo.build import build_pipeline, load_model_config
+
+    cfg = load_model_config(args.keyframe_config)
+    pipe = build_pipeline(cfg, weights="random", seed=0).to(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    run = lambda: pipe(["a red circle moving left"], seed=[0], num_inference_steps=args.keyframe_steps,  # noqa: E731
+                       guidance_scale=args.guidance, output_type="latent")  # fmt: skip
+    with torch.no_grad():
+        seconds = timed(run, device, args.repeats, args.warmup)
+    del pipe
+    return seconds
+
+
+# ---- quality ----------------------------------------------------------------------------------
+
+
+def test_clips(n: int, frames: int = 16, fps: float = 8.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The first `n` shapes test clips (the benchmark config's spec), `frames` frames at `fps`, at
+    64 and 256 px: uint8 ``(n, frames, 64, 64, 3)``, ``(n, frames, 256, 256, 3)``, and captions."""
+    from magicvideo.data.benchmarks import load_benchmark_config
+    from magicvideo.data.shapes import render, sample_clip
+
+    spec = load_benchmark_config("shapes").generate
+    low, high, captions = [], [], []
+    for i in range(n):
+        clip = sample_clip(spec, "test", i)
+        idx = np.minimum(np.round(np.arange(frames) * clip.fps / fps).astype(int), clip.num_frames - 1)
+        low.append(render(clip, spec.size)[idx])
+        high.append(render(clip, 4 * spec.size)[idx])
+        captions.append(clip.captions()[0])
+    return np.stack(low), np.stack(high), captions
+
+
+def to_float(clips: np.ndarray, device) -> torch.Tensor:
+    """uint8 ``(B, F, H, W, 3)`` -> float ``(B, 3, F, H, W)`` in [-1, 1]."""
+    return torch.from_numpy(clips).to(device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``(B, 3, F, H, W)`` in [-1, 1] -> uint8 ``(B, F, H, W, 3)``."""
+    return ((frames.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
+
+
+def frame_scores(out: np.ndarray, ref: np.ndarray | None, inp: np.ndarray) -> dict:
+    """PSNR / SSIM of `out` against `ref` (when given) and the input PSNR, per frame, averaged."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    from magicvideo.models.upsampler import downsample
+
+    flat = lambda a: torch.from_numpy(a).flatten(0, 1).permute(0, 3, 1, 2).double()  # noqa: E731
+    o, i = flat(out), flat(inp)
+    res = {"input_psnr": float(peak_signal_noise_ratio(downsample(o, 4).clamp(0, 255), i, data_range=255.0,
+                                                       reduction="none", dim=(1, 2, 3)).mean())}  # fmt: skip
+    if ref is not None:
+        r = flat(ref)
+        res["psnr"] = float(peak_signal_noise_ratio(o, r, data_range=255.0, reduction="none", dim=(1, 2, 3)).mean())
+        res["ssim"] = float(structural_similarity_index_measure(o, r, data_range=255.0, reduction="none").mean())
+    return res
+
+
+def parse_checkpoints(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).parent.name or "sr", item
+        out[name] = Path(path)
+    return out
+
+
+def quality(args) -> dict:
+    from magicvideo.upsampling import bicubic_clips, default_upsampler, load_upsampler, upsample_clips
+
+    device = args.device
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    checkpoints = parse_checkpoints(args.checkpoint or [f"sr={default_upsampler()}"])
+    models = {name: load_upsampler(path).to(device) for name, path in checkpoints.items()}  # fails fast, before work
+    low, high, captions = test_clips(args.clips)
+    seeds = [args.seed + i for i in range(len(low))]
+    inputs = {"real": low}
+    if not args.no_generated:
+        from magicvideo.pipeline import MagicVideoPipeline
+
+        pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(device)
+        pipe.set_progress_bar_config(disable=True)
+        gen = [pipe(captions[k : k + args.batch], seed=seeds[k : k + args.batch], num_inference_steps=args.gen_steps,
+                    fps=8.0).frames for k in range(0, len(captions), args.batch)]  # fmt: skip
+        inputs["generated"] = np.concatenate(gen)
+        del pipe
+
+    extractor = ref_stats = None
+    if not args.no_fid:
+        from evaluation import build_extractor, extract_stats, for_protocol
+
+        extractor = for_protocol(build_extractor("inception_v3_fid", device=device), "fid_frames")
+        ref_stats = extract_stats(high, extractor, batch_size=8)
+
+    methods: list[tuple[str, str, int | None]] = [("bicubic", "bicubic", None)]
+    for name, model in models.items():
+        for level in args.noise_levels or [None]:
+            methods.append((name if level is None else f"{name} @{level}", name, level))
+    results = []
+    for source, clips in inputs.items():
+        for label, method, level in methods:
+            t0, outs = time.perf_counter(), []
+            for k in range(0, len(clips), args.batch):
+                x = to_float(clips[k : k + args.batch], device)
+                if method == "bicubic":
+                    y = bicubic_clips(x)
+                else:
+                    y = upsample_clips(models[method], x, seeds[k : k + args.batch], noise_level=level,
+                                       num_inference_steps=args.steps, frame_batch=args.frame_batch)  # fmt: skip
+                outs.append(to_uint8(y))
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            seconds = (time.perf_counter() - t0) / len(clips)
+            out = np.concatenate(outs)
+            row = {"source": source, "method": label, "seconds_per_clip": seconds,
+                   "noise_level": level if level is not None or method == "bicubic"
+                   else models[method].config.default_noise_level,
+                   **frame_scores(out, high if source == "real" else None, clips)}  # fmt: skip
+            if extractor is not None:
+                from evaluation import compute_fid
+
+                row["fid256"] = compute_fid(out, real_stats=ref_stats, extractor=extractor, protocol="fid_frames").value
+            results.append(row)
+
+    fmt = lambda r, k, f: "-" if k not in r else format(r[k], f)  # noqa: E731
+    table(f"x4 SR on {len(low)} shapes test clips x 16 frames, 64 -> 256 px ({args.steps} DDIM steps; FID and PSNR "
+          "against the clips rendered at 256)",
+          ["input", "method", "level", "PSNR dB", "SSIM", "FID@256", "input PSNR", "s per clip"],
+          [[r["source"], r["method"], "-" if r["noise_level"] is None else str(r["noise_level"]), fmt(r, "psnr", ".2f"),
+            fmt(r, "ssim", ".4f"), fmt(r, "fid256", ".2f"), fmt(r, "input_psnr", ".2f"),
+            f"{r['seconds_per_clip']:.3f}"] for r in results])  # fmt: skip
+    return {"clips": len(low), "steps": args.steps, "gen_steps": args.gen_steps, "pipeline": str(args.pipeline),
+            "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "device": device, "results": results}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("speed", help="paper-scale speed with random weights, against the key-frame stage")
+    s.add_argument("--preset", choices=list(PRESETS), default="paper")
+    s.add_argument("--steps", type=int, default=20, help="DDIM steps of the SR stage")
+    s.add_argument("--frames", type=int, default=16)
+    s.add_argument("--side", type=int, default=256, help="input side (output: 4x)")
+    s.add_argument("--frame-batch", type=lambda t: [int(v) for v in t.split(",")], default=[16],
+                   help="frames per U-Net forward; a comma-separated list times each")
+    s.add_argument("--dtype", choices=list(DTYPES), default="bf16")
+    s.add_argument("--channels-last", action="store_true")
+    s.add_argument("--keyframe-config", default="sd15", help="model config of the key-frame stage timed beside it")
+    s.add_argument("--keyframe-steps", type=int, default=50)
+    s.add_argument("--guidance", type=float, default=7.5, help="key-frame CFG scale")
+    s.add_argument("--keyframe-seconds", type=float, help="skip timing the key-frame stage: use this s per clip")
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--warmup", type=int, default=1)
+    q = sub.add_parser("quality", help="PSNR / SSIM / FID@256 on the shapes benchmark against bicubic")
+    q.add_argument("--checkpoint", action="append", metavar="NAME=DIR",
+                   help="an UpsamplerUNet folder (repeatable; default: the committed checkpoints/shapes/pipeline/upsampler)")
+    q.add_argument("--pipeline", type=Path, default=Path("checkpoints/shapes/pipeline"),
+                   help="the key-frame pipeline whose clips are the 'generated' inputs")
+    q.add_argument("--clips", type=int, default=256)
+    q.add_argument("--steps", type=int, default=25, help="SR DDIM steps")
+    q.add_argument("--gen-steps", type=int, default=25, help="key-frame DDIM steps of the generated inputs")
+    q.add_argument("--noise-levels", type=lambda t: [int(v) for v in t.split(",")],
+                   help="augmentation levels to evaluate each checkpoint at, e.g. 0,20,50 (default: its own default)")
+    q.add_argument("--batch", type=int, default=16, help="clips per call")
+    q.add_argument("--frame-batch", type=int, default=64, help="frames per SR forward")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--no-fid", action="store_true", help="skip FID (no Inception weights needed)")
+    q.add_argument("--no-generated", action="store_true", help="real inputs only (no key-frame pipeline needed)")
+    for a in (s, q):
+        a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+        a.add_argument("--json", help="write the numbers here")
+    args = p.parse_args()
+    res = speed(args) if args.mode == "speed" else quality(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
