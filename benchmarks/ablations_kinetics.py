@@ -34,7 +34,8 @@ def main() -> int:
     from scipy.stats import kendalltau, spearmanr
 
     from evaluation.extractors import build_extractor
-    from evaluation.metrics import compute_fvd
+    from evaluation.metrics import compute_fvd, extract_stats
+    from evaluation.protocols import DEFAULT_PROTOCOL, for_protocol, get_protocol
     from magicvideo.data import load_benchmark
 
     root = Path(args.clips)
@@ -43,13 +44,18 @@ def main() -> int:
     real = np.stack([c.frames for c in bench.reference_clips()])[: args.limit]
     extractors = {"kinetics400_i3d": build_extractor("i3d_kinetics400"), "shapes_i3d": build_extractor("shapes_i3d")}
     print(f"{len(real)} reference clips; runs: {', '.join(names)}")
+    real_stats = {}  # the reference's features, once per network (as the eval flow caches them)
+    for key, ext in extractors.items():
+        p = get_protocol(DEFAULT_PROTOCOL[ext.name])
+        real_stats[key] = extract_stats(real, for_protocol(ext, p), keep_features=args.bootstrap > 0,
+                                        num_frames=p.num_frames)  # fmt: skip
     rows = []
     for name in names:
         fake = np.load(root / f"{name}.npz")["clips"][: args.limit]
         row = {"run": name, "clips": len(fake)}
         for key, ext in extractors.items():
             t0 = time.perf_counter()
-            r = compute_fvd(fake, real, extractor=ext, bootstrap=args.bootstrap)
+            r = compute_fvd(fake, extractor=ext, real_stats=real_stats[key], bootstrap=args.bootstrap)
             b = r.bootstrap
             row.update({f"fvd_{key}": r.value, f"fvd_{key}_low": b.low if b else float("nan"),
                         f"fvd_{key}_high": b.high if b else float("nan"), f"fvd_{key}_protocol": r.protocol,

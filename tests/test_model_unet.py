@@ -165,3 +165,28 @@ def test_load_2d_weights_names_mismatches(tiny_unet2d):
     with pytest.raises(ValueError, match=r"conv_in.weight: 2D \(16, 5, 3, 3\)") as err:
         load_2d_weights(video, sd)
     assert "not.a.key" in str(err.value)
+
+
+@pytest.mark.parametrize("use_adaptor", [False, True])
+def test_frame_order_is_seen_only_through_the_mask_or_the_adaptor(tiny_unet2d, use_adaptor):
+    """No frame position encoding (the paper names none; decided in issue 15): bidirectional temporal
+    attention without the adaptor is blind to frame order (reversing the input frames reverses the
+    output), the per-frame adaptor gives it an order, and the causal mask of directed attention
+    always does."""
+    x, t, text = _inputs()
+    flip = lambda v: v.flip(2)  # noqa: E731 - reverse the frames
+    out = {}
+    for mode in ("bidirectional", "directed"):
+        video = MagicVideoUNet.from_unet2d(tiny_unet2d, num_frames=F, temporal_attention=mode, use_adaptor=use_adaptor,
+                                           fps_conditioning=False).eval()  # fmt: skip
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for _, p in video.named_parameters():
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
+            a, b = video(x, t, text).sample, video(flip(x), t, text).sample
+        out[mode] = (flip(b) - a).abs().max().item()
+    if use_adaptor:
+        assert out["bidirectional"] > 1e-3
+    else:
+        assert out["bidirectional"] < 1e-5
+    assert out["directed"] > 1e-3

@@ -183,3 +183,33 @@ def test_skipped_stages_no_pretraining_variant(tmp_path):
     pipe = MagicVideoPipeline.from_pretrained(tmp_path / "out" / "pipeline")
     outs = [p.detach() for n, p in pipe.vae.temporal.named_parameters() if "to_out" in n]
     assert outs and all(not p.any() for p in outs)  # zero-initialised outputs: untrained
+
+
+def test_replicate_seeds_retrain_only_the_keyframe_stages(chain):
+    """A multi-seed ablation's replicate (train-ablations --seeds): `full` and a variant retrained at
+    another seed in their own folders, on the base chain's benchmark and upstream models; the seed
+    reaches the key-frame stages' initialisation, noise and batches, and nothing else."""
+    import torch
+
+    from magicvideo.pipeline import MagicVideoPipeline
+    from magicvideo.training.ablations import train_variant, variant_dir, variant_pipeline
+    from magicvideo.training.shapes import load_shapes_recipe
+
+    out = chain["out"]
+    recipe = load_shapes_recipe("tiny").model_copy(update={"seed": 3})  # the base chain's seed
+    for variant in ("full", "no_adaptor"):
+        rep = train_variant(out, variant, recipe, seed=5, device="cpu", progress=False, replicate=True)
+        folder = variant_dir(out, variant, 5)
+        assert folder == out / "ablations" / "seed5" / variant and rep["seed"] == 5
+        assert set(rep["stages"]) == {"data", "pretrain", "finetune"}
+        assert (folder / "data").is_symlink() and (folder / "t2i").is_symlink()
+        for stage in ("pretrain", "finetune"):
+            cfg = json.loads((folder / "runs" / stage / "done.json").read_text())["config"]
+            assert cfg["seed"] == 5 and cfg["data"]["seed"] == 5
+    base = MagicVideoPipeline.from_pretrained(out / "pipeline").unet
+    again = MagicVideoPipeline.from_pretrained(variant_pipeline(out, "full", 5)).unet
+    public = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
+    assert public(base.config) == public(again.config)
+    assert any(not torch.equal(a, b) for a, b in zip(base.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(ValueError, match="needs its seed"):
+        train_variant(out, "full", recipe, replicate=True)

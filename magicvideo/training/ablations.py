@@ -71,21 +71,25 @@ LABELS = {
 }
 #: the stages a variant shares with the base chain, and those it trains itself
 SHARED = ("image_vae", "clip", "t2i", "videovae")
+OWN = ("pretrain", "finetune")
 #: what the "full" variant trains or reuses: the generator up to its interpolation stage (not the
 #: super-resolution stage, which the variants do not change, nor the classifier, an evaluator)
 FULL_STAGES = tuple(s for s in STAGES if s not in ("upsample", "classifier"))
-OWN = ("pretrain", "finetune")
 
 
-def variant_dir(base: str | Path, variant: str) -> Path:
-    """Where a variant trains (``full``: the base chain itself)."""
+def variant_dir(base: str | Path, variant: str, replicate: int | None = None) -> Path:
+    """Where a variant trains (``full``: the base chain itself). With `replicate` (a seed): the
+    variant's key-frame stages retrained at that seed, ``BASE/ablations/seed<k>/<variant>``
+    (``full`` included), on the base chain's shared upstream models."""
     _check_variant(variant)
+    if replicate is not None:
+        return Path(base) / "ablations" / f"seed{int(replicate)}" / variant
     return Path(base) if variant == "full" else Path(base) / "ablations" / variant
 
 
-def variant_pipeline(base: str | Path, variant: str) -> Path:
+def variant_pipeline(base: str | Path, variant: str, replicate: int | None = None) -> Path:
     """The variant's ``MagicVideoPipeline`` folder (what the ablations evaluation loads)."""
-    return variant_dir(base, variant) / "pipeline"
+    return variant_dir(base, variant, replicate) / "pipeline"
 
 
 def _check_variant(variant: str) -> None:
@@ -131,12 +135,26 @@ def link_shared(base: str | Path, out: str | Path) -> None:
 
 def train_variant(base: str | Path, variant: str, recipe: str | Path | ShapesRecipe = "default", seed: int | None = None,
                   steps_scale: float = 1.0, device: str | None = None, progress: bool = True,
-                  log: Callable[[str], None] = lambda line: None) -> dict[str, Any]:  # fmt: skip
+                  log: Callable[[str], None] = lambda line: None, replicate: bool = False) -> dict[str, Any]:  # fmt: skip
     """Train one variant (see the module docstring) and return its chain report. ``full`` runs
-    (or reuses) the base chain's own key-frame stages."""
-    out = variant_dir(base, variant)
-    rec = variant_recipe(recipe, variant, seed)
-    if variant != "full":
+    (or reuses) the base chain's own key-frame stages.
+
+    replicate: train the variant's key-frame stages again at `seed` (required) into
+    :func:`variant_dir` ``(base, variant, seed)``, ``full`` included, on the base chain's shared
+    upstream models: the seeds of a multi-seed ablation (``train-ablations --seeds``) vary the
+    key-frame training (its new layers' initialisation, noise, timesteps and batches), not the
+    benchmark or the upstream models."""
+    if replicate and seed is None:
+        raise ValueError("a replicate needs its seed")
+    out = variant_dir(base, variant, seed if replicate else None)
+    rec = variant_recipe(recipe, variant, None if replicate else seed)
+    if replicate:  # the benchmark and upstream models stay the base chain's; the key-frame stages get `seed`
+        data = apply_overrides(rec.model_dump(mode="json"), {f"stages.{s}.seed": int(seed) for s in OWN},
+                               source=f"replicate seed {seed}")  # fmt: skip
+        rec = ShapesRecipe.model_validate(data)
+    if variant != "full" or replicate:
         link_shared(base, out)
-    report = ShapesChain(out, rec, steps_scale, device, progress, log).run(OWN if variant != "full" else FULL_STAGES)
-    return {**report, "variant": variant, "label": LABELS[variant], "pipeline": str(variant_pipeline(base, variant))}
+    stages = OWN if variant != "full" or replicate else FULL_STAGES
+    report = ShapesChain(out, rec, steps_scale, device, progress, log).run(stages)
+    return {**report, "variant": variant, "label": LABELS[variant], "seed": seed,
+            "pipeline": str(variant_pipeline(base, variant, seed if replicate else None))}

@@ -41,6 +41,9 @@ def add_train(subparsers) -> None:
     s.add_argument("variant", help="full | no_adaptor | bidirectional | no_temporal | no_pretraining")
     s.add_argument("--recipe", default="default", help="the base chain's recipe (default: default)")
     s.add_argument("--seed", type=int, help="the one seed (default: the recipe's)")
+    s.add_argument("--replicate", type=int, metavar="SEED",
+                   help="retrain the variant's key-frame stages (full included) at SEED into "
+                        "BASE/ablations/seed<SEED>/<variant>, on BASE's benchmark and upstream models")
     s.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's steps and warmup")
     s.add_argument("--device", help="device of every stage (default: auto)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -110,8 +113,17 @@ def _train_ablation(args: argparse.Namespace) -> int:
     from magicvideo.training.ablations import train_variant
 
     console = Console(stderr=True)
-    report = train_variant(args.base, args.variant, args.recipe, seed=args.seed, steps_scale=args.steps_scale,
-                           device=args.device, progress=not args.no_progress, log=console.print)  # fmt: skip
+    if args.replicate is not None:  # the base chain's own seed stays the recipe's (or --seed)
+        from magicvideo.training.shapes import load_shapes_recipe
+
+        recipe = load_shapes_recipe(args.recipe)
+        if args.seed is not None:
+            recipe = recipe.model_copy(update={"seed": args.seed})
+        report = train_variant(args.base, args.variant, recipe, seed=args.replicate, steps_scale=args.steps_scale,
+                               device=args.device, progress=not args.no_progress, log=console.print, replicate=True)  # fmt: skip
+    else:
+        report = train_variant(args.base, args.variant, args.recipe, seed=args.seed, steps_scale=args.steps_scale,
+                               device=args.device, progress=not args.no_progress, log=console.print)  # fmt: skip
     stages = ", ".join(f"{k} {v.get('seconds', 'reused' if v.get('reused') else '-')} s"
                        for k, v in report["stages"].items() if k in ("pretrain", "finetune"))  # fmt: skip
     console.print(f"{args.variant} ({report['label']}): {stages}; pipeline {report['pipeline']}")

@@ -194,7 +194,8 @@ class ShapesChain:
             base["stage"] = "keyframe"
         base.update(chain)
         frames = self.hr_data_dir if stage == "upsample" else self.data_dir
-        data = {"csv": str(frames / "train.csv"), **dict(user.pop("data", {})), "seed": r.seed}
+        # a stage's own `seed` (the replicates of a multi-seed ablation) also draws its batches
+        data = {"csv": str(frames / "train.csv"), **dict(user.pop("data", {})), "seed": user.get("seed", r.seed)}
         optim = dict(user.pop("optim", {}))
         merged = {**base, **user, "data": data, "optim": optim}
         steps = int(merged.get("steps", TrainConfig.model_fields["steps"].default))
