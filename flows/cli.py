@@ -39,6 +39,9 @@ def add_eval(sub) -> None:
     p.add_argument("--guidance-scale", type=non_negative_float,
                    help="classifier-free guidance scale, 1 = off (default: the config's, 7.5)")
     p.add_argument("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc (default: the config's, ddim)")
+    p.add_argument("--stages", help="cascade stages to generate and score, each in its own MLflow child run: "
+                                    "keyframes, keyframes,interpolate, keyframes,upsample or keyframes,interpolate,"
+                                    "upsample (default: the config's sampler.stages, keyframes)")
     p.add_argument("--output-root", help="samples, features, statistics (default: the config's, outputs/eval)")
     p.add_argument("--ray-address", help="'auto' or ray://host:10001 (default: a local Ray)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db)")
@@ -52,7 +55,7 @@ def _overrides(args) -> dict:
     if args.root:
         o["benchmark_root"] = args.root
     sampler = {k: v for k, v in (("num_inference_steps", args.steps), ("guidance_scale", args.guidance_scale),
-                                 ("scheduler", args.scheduler)) if v is not None}
+                                 ("scheduler", args.scheduler), ("stages", args.stages)) if v is not None}
     if sampler:
         o["sampler"] = sampler
     if args.tracking_uri:
@@ -85,10 +88,10 @@ def run_eval(args) -> int:
 
     from flows import reaper
     from flows.tracking import tracking_uri
-    from magicvideo.cli import configure_logging, interrupt_on_sigterm, log_path
+    from magicvideo.cli import configure_logging, interrupt_on_sigterm, interrupt_signal, log_path
 
     log = logging.getLogger("flows.cli")
-    # SIGTERM unwinds like Ctrl-C: the flow marks its runs FAILED, the actors, Ray and the server stop
+    # SIGTERM unwinds like Ctrl-C: the actors, Ray and the server stop, the runs are marked KILLED
     interrupt_on_sigterm()
     stale = reaper.stale_runs()  # runs killed earlier: settled once the services are up
     record = reaper.RunRecord(tracking_uri=tracking_uri(cfg.tracking.uri), experiment=cfg.tracking.experiment,
@@ -106,7 +109,11 @@ def run_eval(args) -> int:
                 for info in stale:
                     reaper.settle(info, log)
                 hooks = [record.flow_hook, lambda *_: interrupt_on_sigterm()]  # Prefect's own SIGTERM handler off
-                rows = eval_flow.with_options(on_running=hooks)(**params)
+                try:
+                    rows = eval_flow.with_options(on_running=hooks)(**params)
+                except KeyboardInterrupt:  # SIGINT, or SIGTERM: the runs KILLED, noting which (issue 19.2)
+                    reaper.settle_interrupted(record.info, interrupt_signal(), log)
+                    raise
         finally:
             services.stop_ray()
     finally:
@@ -118,8 +125,9 @@ def run_eval(args) -> int:
 
 
 def _print_rows(rows) -> None:
-    """The results, one column per checkpoint and one row per metric (95% intervals beside FVD and
-    FID; CLIPSIM; each attribute's accuracy beside its chance level), narrow enough for 80 columns."""
+    """The results, one column per checkpoint (and stage, after the key frames) and one row per metric
+    (95% intervals beside FVD and FID; CLIPSIM; each attribute's accuracy beside its chance level; the
+    temporal ratios to real clips), narrow enough for 80 columns."""
     from rich.console import Console
     from rich.table import Table
 
@@ -132,8 +140,12 @@ def _print_rows(rows) -> None:
     attrs = list(dict.fromkeys(k.split("/", 1)[1] for r in rows for k in r if k.startswith("attr_acc/")))
     lines = [("step", "step"), ("fvd", "FVD [95% CI]"), ("fid", "FID [95% CI]"),
              ("clipsim", "CLIPSIM (higher better)")]
-    lines += [(f"attr_acc/{a}", f"attribute acc. {a}") for a in attrs] + [("clips_per_s", "clips/s")]
-    t = Table("", *[str(r["checkpoint"]) for r in rows], *(["chance"] if attrs else []))
+    lines += [(f"attr_acc/{a}", f"attribute acc. {a}") for a in attrs]
+    lines += [("temporal/pixel_change_ratio", "pixel change / real"),
+              ("temporal/frame_change_ratio", "frame change / real"), ("clips_per_s", "clips/s")]
+    heads = [str(r["checkpoint"]) + (f" ({r['stage']})" if r.get("stage", "keyframes") != "keyframes" else "")
+             for r in rows]
+    t = Table("", *heads, *(["chance"] if attrs else []))
     for key, label in lines:
         if any(key in r for r in rows):
             chance = next((r[key.replace("attr_acc/", "attr_chance/")] for r in rows if key.startswith("attr_acc/")

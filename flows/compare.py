@@ -26,16 +26,25 @@ def _finished_checkpoint_runs(uri: str, experiment: str) -> pd.DataFrame | None:
     return runs[runs["tags.checkpoint_id"].notna()]
 
 
+def _groups(runs: pd.DataFrame, benchmarks: list[str] | None):
+    """``(key, benchmark, runs)`` per benchmark and cascade stage (tag ``stage``; runs without it are the
+    key frames'): the key frames' key is the benchmark's name, a later stage's ``"<benchmark> [<stage>]"``,
+    so that checkpoints are compared within one stage."""
+    stage = runs["tags.stage"].fillna("keyframes") if "tags.stage" in runs else pd.Series("keyframes", index=runs.index)
+    for (bench, st), df in runs.groupby([runs["tags.benchmark"], stage]):
+        if not benchmarks or bench in benchmarks:
+            yield (bench if st == "keyframes" else f"{bench} [{st}]"), bench, df
+
+
 def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_dir: str | Path | None = None,
             benchmarks: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation), by step."""
+    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation), by step; a
+    later cascade stage's runs in their own table, ``"<benchmark> [<stage>]"``."""
     runs = _finished_checkpoint_runs(tracking.tracking_uri(uri), experiment)
     if runs is None:
         return {}
     out = {}
-    for bench, df in runs.groupby("tags.benchmark"):
-        if benchmarks and bench not in benchmarks:
-            continue
+    for bench, _, df in _groups(runs, benchmarks):
         keys = ["tags.checkpoint_id"] + (["tags.ablation"] if "tags.ablation" in df else [])
         df = df.drop_duplicates(keys, keep="first")  # newest run of each checkpoint
         step = pd.to_numeric(df["params.checkpoint.step"], errors="coerce")
@@ -56,7 +65,8 @@ def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_di
             for m in ("fvd", "fid", "clipsim"):
                 if m in stepped and stepped[m].notna().sum() > 1:
                     fig = plots.metric_vs_step(rows, m, f"{bench}: {m.upper()} vs training step")
-                    fig.savefig(Path(plot_dir) / f"{bench}_{m}.png", dpi=100, bbox_inches="tight")
+                    name = bench.replace(" [", "_").rstrip("]")
+                    fig.savefig(Path(plot_dir) / f"{name}_{m}.png", dpi=100, bbox_inches="tight")
                     plots.plt.close(fig)
     return out
 
@@ -166,9 +176,7 @@ def paired_differences(uri: str | None = None, experiment: str = "magicvideo-eva
     client = MlflowClient(uri)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for bench, df in runs.groupby("tags.benchmark"):
-            if benchmarks and bench not in benchmarks:
-                continue
+        for bench, _, df in _groups(runs, benchmarks):
             df = _latest_child_runs(df)
             labels = list(df["tags.checkpoint_label"])
             if len(df) < 2:

@@ -21,11 +21,29 @@ class CheckpointSpec(StrictModel):
     path: str                             # the folder (model_index.json inside)
     label: str | None = None              # a name for tables (default: the folder name)
     ablation: str | None = None           # ablation variant this checkpoint is (ablations path)
+    ablation_seed: int | None = None      # its training seed, in a multi-seed ablation (train-ablations --seeds)
     step: int | None = None               # training step; default read from the folder (flows.checkpoints)
 
 
+class InterpolateSettings(StrictModel):
+    """The ``interpolate`` stage's sampler (in the address of its samples and the later stages')."""
+
+    num_inference_steps: int | None = Field(None, ge=1)  # None: sampler.num_inference_steps
+    guidance_scale: float = 1.0           # CFG on the key frames' CLIP embeddings; 1 = off (the pipeline's default)
+
+
+class UpsampleSettings(StrictModel):
+    """The ``upsample`` stage's sampler (in the address of its samples)."""
+
+    num_inference_steps: int = Field(25, ge=1)  # magicvideo.upsampling.DEFAULT_STEPS
+    noise_level: int | None = Field(None, ge=0)  # augmentation level; None: the upsampler's default_noise_level
+    scheduler: str = "ddim"               # a diffusers scheduler name, over the upsampler's own noise schedule
+
+
 class SamplerSettings(StrictModel):
-    """How each clip is sampled; all of it is part of a sample's content address."""
+    """How each clip is sampled; all of it is part of a sample's content address, but for ``stages``
+    (the chain enters the address through the checkpoint's stage identity) and the later stages'
+    settings, which enter only the addresses of the stages that use them (:func:`stage_sampler`)."""
 
     scheduler: str = "ddim"               # a diffusers scheduler name (MagicVideoPipeline.set_scheduler)
     num_inference_steps: int = Field(25, ge=1)
@@ -35,12 +53,44 @@ class SamplerSettings(StrictModel):
     eta: float = 0.0
     quantize: Literal["int8_weight_only", "int8_dynamic"] | None = None  # the U-Net's linear layers through torchao
                                           # (magicvideo.quantize); in the address only when set
+    stages: list[str] = Field(default_factory=lambda: ["keyframes"])  # cascade stages generated and scored, each
+                                          # in its own MLflow child run: [keyframes] | [keyframes, interpolate] |
+                                          # [keyframes, upsample] | [keyframes, interpolate, upsample]
+                                          # (magicvideo.stages; a comma-separated string works too)
+    interpolate: InterpolateSettings = InterpolateSettings()
+    upsample: UpsampleSettings = UpsampleSettings()
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, v):
+        from magicvideo.stages import resolve_stages
+
+        names = list(resolve_stages(v))
+        if names[0] != "keyframes":
+            raise ValueError(f"the scored stages start at keyframes (got {names}); later stages are generated from "
+                             "the key frames, and every listed stage is scored")
+        return names
+
+
+def stage_sampler(sampler: SamplerSettings, chain) -> dict:
+    """The sampler settings in the content address of a sample of stage ``chain`` (the stages up to
+    and including it): the key frames' settings (unset options left out, as before stages existed, so
+    key-frame addresses did not change), plus ``interpolate`` / ``upsample`` when the chain has them."""
+    out = sampler.model_dump(exclude_none=True, exclude={"stages", "interpolate", "upsample"})
+    for stage in ("interpolate", "upsample"):
+        if stage in chain:
+            out[stage] = getattr(sampler, stage).model_dump(exclude_none=True)
+    return out
 
 
 class RaySettings(StrictModel):
     """Where and how generation runs."""
 
     address: str | None = None            # None: a local Ray in the flow process; "auto" / "ray://host:10001"
+    node_ip_address: str | None = "127.0.0.1"  # a local Ray's node address. 127.0.0.1: every port of its processes
+                                          # (GCS, raylet, workers, agents) listens on loopback only. Another
+                                          # address of this machine: Ray advertises it and, as Ray 2.60 does,
+                                          # listens on all interfaces; None: Ray's choice (the machine's address)
     num_actors: int | None = Field(None, ge=1)  # None: one per GPU in the cluster, else 1
     num_gpus_per_actor: float | None = None     # None: 1 when the cluster has GPUs, else 0 (CPU actor)
     num_cpus_per_actor: float = 1
@@ -96,6 +146,15 @@ class ClipSimSettings(StrictModel):
     precision: str = "fp32"               # as metrics.fvd.precision
 
 
+class TemporalSettings(StrictModel):
+    """Temporal consistency (evaluation.temporal) of the clips of the listed stages against their reference
+    clips at the same rate: pixel change, frame change in the FID network's per-frame features (when
+    metrics.fid is set) and, with metrics.attributes, the per-frame attribute stability; logged as
+    ``temporal/...`` with the ratio generated / real."""
+
+    stages: list[Literal["keyframes", "interpolate", "upsample"]] = Field(default_factory=lambda: ["interpolate"])
+
+
 class MetricSettings(StrictModel):
     device: str = "auto"                  # feature extraction device: auto = cuda when available
     batch_size: int = Field(8, ge=1)      # clips per extractor call
@@ -105,6 +164,7 @@ class MetricSettings(StrictModel):
     fid: FrechetSettings | None = FrechetSettings(extractor="inception_v3_fid")
     attributes: AttributeSettings | None = None  # None: off; needs prompts with attributes (shapes)
     clipsim: ClipSimSettings | None = ClipSimSettings()  # None: off; on by default (captioned benchmarks only)
+    temporal: TemporalSettings | None = TemporalSettings()  # None: off
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 
 
@@ -190,6 +250,7 @@ def config_from_params(params: dict[str, str]) -> EvalConfig:
 def _is_string_field(path: list[str]) -> bool:
     """Whether the config key at ``path`` is declared ``str`` (or ``str | None``, or a ``Literal`` of
     strings), following nested sections."""
+    import types
     import typing
 
     from pydantic import BaseModel
@@ -199,7 +260,9 @@ def _is_string_field(path: list[str]) -> bool:
         field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return False  # inside a free-form dict
-        args = [a for a in (typing.get_args(field.annotation) or (field.annotation,)) if a is not type(None)]
+        ann = field.annotation
+        union = typing.get_origin(ann) in (typing.Union, types.UnionType)  # `X | None`; not list[str], Literal
+        args = [a for a in (typing.get_args(ann) if union else (ann,)) if a is not type(None)]
         if i == len(path) - 1:
             return all(a is str or typing.get_origin(a) is typing.Literal for a in args)
         model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), dict)

@@ -5,6 +5,10 @@ Prefect tasks run on the default thread pool (STACK.md: ``RayTaskRunner`` in emb
 a Prefect server per Ray worker); the GPU work of generation goes through long-lived Ray actors
 called from inside the generation task (``flows.generation``). Only this process writes to MLflow.
 
+With ``sampler.stages`` beyond the key frames, each checkpoint is generated once through the chain
+and scored once per stage, each stage in its own child run and row (:mod:`flows.stages`,
+:mod:`flows.stage_metrics`).
+
 Also here: the ``sweep`` flow (nightly: every new checkpoint of a watched folder on the configured
 benchmarks) and the ablations summary (table + Fig. 7-style bar chart) that ``eval`` produces when
 its checkpoints carry ``ablation`` labels.
@@ -19,11 +23,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import generation, metrics as fm, plots, run_records, tracking
+from flows import generation, metrics as fm, plots, run_records, stage_metrics as sm, stages, tracking
 from flows.config import CheckpointSpec, EvalConfig, checkpoint_path, eval_config, flatten, resolve_config
 from flows.ray_cluster import ensure_ray
-from flows.store import (checkpoint_id, checkpoint_step, find_checkpoints, plan_samples, read_sample,
-                         sample_path)
+from flows.store import checkpoint_id, checkpoint_step, find_checkpoints, read_sample, sample_path
 
 METRICS = run_records.METRICS
 
@@ -73,11 +76,30 @@ def reference_stats_task(bench, cfg: EvalConfig, metric: str):
             "seconds": time.perf_counter() - t0}
 
 
+@task(name="stage-reference-stats", cache_policy=NO_CACHE)
+def stage_reference_stats_task(bench, cfg: EvalConfig, metric: str, chain: tuple, base: dict):
+    """A later stage's reference statistics for ``metric``, with the key frames' extractor (``base``)."""
+    from magicvideo.data.stage_references import stage_protocol
+
+    t0 = time.perf_counter()
+    protocol = base["protocol"]
+    window = sm.fvd_window(protocol, bench) if protocol.metric == "fvd" else None
+    cache_dir = cfg.metrics.cache_dir or str(Path(cfg.output_root) / "reference_stats")
+    stats, cached, _ = sm.stage_reference_stats(bench, chain, base["extractor"], protocol, cache_dir,
+                                                batch_size=cfg.metrics.batch_size,
+                                                max_clips=cfg.metrics.max_reference_clips, window=window)
+    _logger().info("%s reference statistics of stage %s: %d rows (%s)", metric, chain[-1], stats.n,
+                   "cached" if cached else "computed")
+    return {"stats": stats, "cached": cached, "extractor": base["extractor"], "protocol": protocol,
+            "seconds": time.perf_counter() - t0, "stage": chain[-1], "window": window,
+            "num_frames": stage_protocol(bench.protocol, chain).num_frames}
+
+
 @task(name="generate", cache_policy=NO_CACHE)
-def generate_task(actors, ckpt: dict, records, cfg: EvalConfig):
+def generate_task(actors, ckpt: dict, plan: stages.StagePlan, cfg: EvalConfig):
+    """Generate every clip of ``plan`` (one job per clip, through the chain of stages) over the actors."""
     log = _logger()
-    sampler = cfg.sampler.model_dump(exclude_none=True)  # unset options stay out of the address
-    items = plan_samples(records, ckpt["id"], sampler, cfg.samples_per_prompt, cfg.seed)
+    sampler, items = plan.sampler, plan.jobs
     artifact_id = None
     try:
         artifact_id = create_progress_artifact(0.0, description=f"generation {ckpt['label']}")
@@ -106,10 +128,10 @@ def generate_task(actors, ckpt: dict, records, cfg: EvalConfig):
     log.info("%s: %d samples, %d already done, %d generated in %.1f s (%s), %d actor deaths, %d batches redone",
              ckpt["label"], report.total, report.skipped, report.generated, report.seconds, rate,
              report.actor_deaths, report.redone_batches)
-    missing = [it.address for it in items if not sample_path(cfg.output_root, it.address).exists()]
+    missing = [a for it in items for _, a in it.stages if not sample_path(cfg.output_root, a).exists()]
     if missing:
         raise RuntimeError(f"{len(missing)} samples missing after generation, e.g. {missing[0]}")
-    return items, report
+    return report
 
 
 @task(name="features", cache_policy=NO_CACHE)
@@ -118,18 +140,24 @@ def features_task(items, refs: dict, cfg: EvalConfig):
     paths = [sample_path(cfg.output_root, it.address) for it in items]
     for metric, ref in refs.items():
         t0 = time.perf_counter()
-        stats = fm.generated_stats(paths, ref["extractor"], ref["protocol"], batch_size=cfg.metrics.batch_size,
-                                   keep_features=cfg.metrics.bootstrap > 0)
+        if "stage" in ref:  # a later stage's (stage_reference_stats_task): FVD windows, the stage's frame count
+            stats = sm.stage_generated_stats(paths, ref["extractor"], ref["protocol"],
+                                             batch_size=cfg.metrics.batch_size, keep_features=cfg.metrics.bootstrap > 0,
+                                             window=ref["window"], num_frames=ref["num_frames"])
+        else:
+            stats = fm.generated_stats(paths, ref["extractor"], ref["protocol"], batch_size=cfg.metrics.batch_size,
+                                       keep_features=cfg.metrics.bootstrap > 0)
         out[metric] = {"stats": stats, "seconds": time.perf_counter() - t0}
     return out
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
 def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes: dict | None = None,
-                 clipsim=None):
+                 clipsim=None, frame_step: int = 1):
     """Fréchet distances per metric; with ``attributes`` (classifier + requested attributes per
-    prompt id) also ``"attributes"``: the attribute accuracy and each sample's predicted values; with
-    ``clipsim`` (a ``CLIPSimScorer``) also ``"clipsim"``: its mean and each sample's value (items order)."""
+    prompt id) also ``"attributes"``: the attribute accuracy and each sample's predicted values (the
+    clips read every ``frame_step`` frames); with ``clipsim`` (a ``CLIPSimScorer``) also ``"clipsim"``:
+    its mean and each sample's value (items order)."""
     # Intervals resample prompts (all rows of a prompt's clips together: FID has one row per frame).
     groups = {m: fm.sample_groups(items, feats[m]["stats"].n) if items and cfg.metrics.bootstrap else None
               for m in feats}
@@ -141,7 +169,7 @@ def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes:
         acc, predicted = fm.attribute_accuracy(
             [sample_path(cfg.output_root, it.address) for it in items],
             [attributes["requested"][it.prompt_id] for it in items], attributes["classifier"],
-            batch_size=cfg.metrics.batch_size)
+            batch_size=cfg.metrics.batch_size, frame_step=frame_step)
         _logger().info("attribute accuracy %s", ", ".join(f"{k} {v:.2f} (chance {acc.chance[k]:.2f})"
                                                           for k, v in acc.accuracy.items()))
         out["attributes"] = {"accuracy": acc, "predicted": predicted, "requested": attributes["requested"]}
@@ -154,35 +182,54 @@ def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes:
     return out
 
 
+@task(name="temporal", cache_policy=NO_CACHE)
+def temporal_task(items, bench, chain: tuple, cfg: EvalConfig, refs: dict, attributes: dict | None):
+    """Temporal consistency of a stage's samples against its reference clips (:func:`flows.stage_metrics.temporal`)."""
+    cache_dir = cfg.metrics.cache_dir or str(Path(cfg.output_root) / "reference_stats")
+    tc = sm.temporal([sample_path(cfg.output_root, it.address) for it in items], bench, chain,
+                     embed_extractor=refs["fid"]["extractor"] if "fid" in refs else None,
+                     classifier=attributes["classifier"] if attributes else None, cache_dir=cache_dir,
+                     batch_size=cfg.metrics.batch_size, max_clips=cfg.metrics.max_reference_clips)
+    ratio = f", frame change x{tc.frame_change_ratio:.2f}" if tc.frame_change_ratio is not None else ""
+    _logger().info("stage %s: pixel change x%.2f of real clips%s", chain[-1], tc.pixel_change_ratio, ratio)
+    return tc
+
+
 @task(name="track", cache_policy=NO_CACHE)
 def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig, items, report, results: dict,
-               timings: dict, refs: dict, started: float, provenance: dict) -> dict:
-    """One nested MLflow run (checkpoint x benchmark [x ablation]) spanning the checkpoint's
-    evaluation from ``started`` (``time.time()``); returns the summary row. The records are built by
-    :mod:`flows.run_records`; this only hands them to MLflow."""
+               timings: dict, refs: dict, started: float, provenance: dict, chain: tuple = ("keyframes",)) -> dict:
+    """One nested MLflow run (checkpoint x benchmark [x ablation] x stage, the last of ``chain``) spanning
+    the checkpoint's evaluation from ``started`` (``time.time()``); returns the summary row. The records
+    are built by :mod:`flows.run_records` (and :mod:`flows.stages` for a stage); this only hands them to MLflow."""
+    stage = chain[-1]
     flow_run_id = _flow_run_id()
-    tags = {**provenance, **run_records.child_tags(ckpt, cfg, parent_id, flow_run_id, report)}
+    tags = {**provenance, **run_records.child_tags(ckpt, cfg, parent_id, flow_run_id, report),
+            **stages.stage_tags(ckpt, cfg, stage, chain)}
     rid = client.create_run(exp_id, start_time=int(started * 1000), tags=tags).info.run_id
     tracking.log_params(client, rid, run_records.child_params(ckpt, cfg, items, refs, results))
-    mets = run_records.child_metrics(report, timings, results)
+    mets = {**run_records.child_metrics(report, timings, results), **stages.stage_metrics(stage, report, results)}
     tracking.log_metrics(client, rid, mets, step=ckpt["step"] or 0)
-    tracking.log_json(client, rid, run_records.results_document(ckpt, cfg, mets, results, flow_run_id), "results.json")
+    doc = run_records.results_document(ckpt, cfg, mets, results, flow_run_id)
+    doc.update(stage=stage, stages=list(chain))
+    if results.get("temporal") is not None:
+        doc["temporal"] = results["temporal"].as_dict()
+    tracking.log_json(client, rid, doc, "results.json")
     tracking.log_jsonl(client, rid, run_records.per_sample_records(ckpt, cfg, items, report, results), "samples.jsonl")
     clips = [read_sample(sample_path(cfg.output_root, it.address)) for it in items[: cfg.tracking.grid_samples]]
-    tracking.log_grid(client, rid, clips, fps=cfg.sampler.fps)
+    tracking.log_grid(client, rid, clips, fps=stages.clip_fps(cfg, chain))
     for m, r in run_records.frechet_results(results).items():
         if r.get("replicates"):
             tracking.log_figure(client, rid, plots.bootstrap_histogram(r["replicates"], r["value"], m),
                                 f"bootstrap_{m}.png")
     client.set_terminated(rid, "FINISHED", end_time=int(time.time() * 1000))
-    return run_records.summary_row(ckpt, cfg, rid, mets, results)
+    return {**run_records.summary_row(ckpt, cfg, rid, mets, results), "stage": stage}
 
 
 # ------------------------------------------------------------------------------------------ flows
 def _checkpoint_info(spec: CheckpointSpec) -> dict:
     path = checkpoint_path(spec)
     return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
-            "label": spec.label or Path(path).name, "ablation": spec.ablation}
+            "label": spec.label or Path(path).name, "ablation": spec.ablation, "ablation_seed": spec.ablation_seed}
 
 
 @flow(name="eval", log_prints=True)
@@ -202,6 +249,10 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     cfg = eval_config(benchmark, checkpoints, config, samples_per_prompt, seed, sampler, limit, output_root,
                       ray_address, overrides)
     first = checkpoint_path(cfg.checkpoints[0])  # a missing folder fails here, before anything starts
+    from magicvideo.validate import check_stages
+
+    for spec in cfg.checkpoints:  # so does a checkpoint without a stage's components
+        check_stages(checkpoint_path(spec), cfg.sampler.stages)
     if cfg.metrics.clipsim is not None and fm.clipsim_skip_reason(cfg.benchmark) is None:
         fm.clipsim_weights(cfg.metrics.clipsim)  # so does a missing CLIP folder (metrics.clipsim.weights)
     # Ray and the actors first: their processes start and load the first checkpoint while this one
@@ -254,22 +305,32 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
                 clipsim = fm.build_clipsim_scorer(cfg.metrics.clipsim, fm.resolve_device(cfg.metrics.device))
         t_manifest = time.perf_counter() - t0
         refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
+        chains = stages.stage_chains(cfg.sampler.stages)
+        stage_refs = {s: refs if s == "keyframes" else {m: stage_reference_stats_task(bench, cfg, m, c, refs[m])
+                                                        for m in refs} for s, c in chains.items()}
         rows = []
         for ckpt in ckpts:
             started, t0 = time.time(), time.perf_counter()
-            items, report = generate_task(actors, ckpt, records, cfg)
+            plan = stages.plan(ckpt["path"], records, cfg)
+            report = generate_task(actors, ckpt, plan, cfg)
             t1 = time.perf_counter()
             if "generation_device" not in provenance:  # the actors are up now
                 provenance["generation_device"] = run_records.devices_tag(generation.actor_devices(actors))
                 client.set_tag(pid, "generation_device", provenance["generation_device"])
-            feats = features_task(items, refs, cfg)
-            t2 = time.perf_counter()
-            results = metrics_task(feats, refs, cfg, items, attributes, clipsim)
-            t3 = time.perf_counter()
-            timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t2 - t1, "metrics": t3 - t2}
-            timings.update({f"reference_{m}": r["seconds"] for m, r in refs.items()})
-            rows.append(track_task(client, pid, exp_id, ckpt, cfg, items, report, results, timings, refs, started,
-                                   provenance))
+            for stage, chain in chains.items():
+                t2 = time.perf_counter()
+                items, srefs = plan.items[stage], stage_refs[stage]
+                feats = features_task(items, srefs, cfg)
+                t3 = time.perf_counter()
+                results = metrics_task(feats, srefs, cfg, items, attributes, clipsim, stages.attribute_step(chain))
+                if cfg.metrics.temporal is not None and stage in cfg.metrics.temporal.stages:
+                    results["temporal"] = temporal_task(items, bench, chain, cfg, srefs, attributes)
+                t4 = time.perf_counter()
+                timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t3 - t2, "metrics": t4 - t3}
+                timings.update({f"reference_{m}": r["seconds"] for m, r in srefs.items()})
+                rows.append(track_task(client, pid, exp_id, stages.stage_checkpoint(ckpt, plan, stage), cfg, items,
+                                       stages.stage_report(report, plan, stage), results, timings, srefs, started,
+                                       provenance, chain))
         _summarise(client, pid, cfg, rows)
         status = "FINISHED"
         where = tracking.where_to_look(client, exp_id, pid, cfg.output_root)
@@ -280,34 +341,82 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
 
 
 def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
-    """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact."""
-    cols = (["checkpoint", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
-            + ["clipsim", "attr_acc/mean", "clips_per_s"])
+    """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact: a row
+    per checkpoint and stage; plots and ablation tables per stage (a later stage's names end in
+    ``_<stage>``)."""
+    cols = (["checkpoint", "stage", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
+            + ["clipsim", "attr_acc/mean", "temporal/pixel_change_ratio", "temporal/frame_change_ratio", "clips_per_s"])
     table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols if c in r} for r in rows]
     tracking.log_json(client, pid, rows, "results.json")
-    present = [m for m in (*METRICS, "clipsim") if any(m in r for r in rows)]
-    stepped = [r for r in rows if r.get("step") is not None]
-    for m in present:
-        if len(stepped) > 1:
-            fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}: {m.upper()} vs training step")
-            tracking.log_figure(client, pid, fig, f"{m}_vs_step.png")
-    ablation_rows = [r for r in rows if r.get("ablation")]  # only checkpoints labelled as ablation variants
-    if len(ablation_rows) > 1 and cfg.metrics.bootstrap:
-        _paired_vs_baseline(ablation_rows, cfg)
-    # Fig. 7: each Fréchet metric with its interval, CLIPSIM, and attribute accuracy where it was measured
-    bars = present + (["attr_acc/mean"] if any("attr_acc/mean" in r for r in ablation_rows) else [])
-    if ablation_rows and bars:
-        fig = plots.ablation_bars(ablation_rows, bars, f"Ablations on {cfg.benchmark}")
-        tracking.log_figure(client, pid, fig, "ablations.png")
-        paired = [k for k in ablation_rows[0] if k.endswith(("_diff", "_diff_ci_low", "_diff_ci_high", "_diff_p"))]
-        tracking.log_json(client, pid, [{k: r.get(k) for k in ["variant"] + cols + ["paired_baseline"] + paired}
-                                        for r in ablation_rows], "ablations.json")
+    for stage in dict.fromkeys(r.get("stage", "keyframes") for r in rows):
+        group = [r for r in rows if r.get("stage", "keyframes") == stage]
+        _summarise_stage(client, pid, cfg, group, cols, "" if stage == "keyframes" else f"_{stage}",
+                         "" if stage == "keyframes" else f" ({stage})")
     try:
         create_table_artifact(table, key=f"eval-{_slug(cfg.benchmark)}",
                               description=f"eval {cfg.benchmark}: MLflow parent run {pid}. FVD, FID: lower is "
                                           "better; CLIPSIM, attribute accuracy: higher is better")
     except Exception as exc:  # noqa: BLE001 - the numbers are in MLflow either way
         _logger().warning("could not create the Prefect table artifact: %s", exc)
+
+
+def _by_seed(rows: list[dict]) -> dict:
+    """Ablation rows grouped by their training seed (``ablation_seed``; None: a one-seed ablation)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r.get("ablation_seed"), []).append(r)
+    return out
+
+
+def seed_summary(rows: list[dict], metrics: list[str]) -> list[dict]:
+    """Per variant, over its seeds: ``<metric>/mean``, ``/std`` (sample, ddof 1), ``/min``, ``/max`` and
+    ``n_seeds``, for each of `metrics` the rows carry (the paired ``<m>_diff`` against the same seed's
+    ``full`` included: its spread over seeds is the ablation's seed-to-seed variation)."""
+    import numpy as np
+
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        row: dict = {"variant": variant, "n_seeds": len(mine), "seeds": [r.get("ablation_seed") for r in mine]}
+        for m in metrics:
+            vals = np.array([r[m] for r in mine if isinstance(r.get(m), (int, float))], dtype=float)
+            if len(vals):
+                row.update({f"{m}/mean": float(vals.mean()), f"{m}/std": float(vals.std(ddof=1)) if len(vals) > 1
+                            else float("nan"), f"{m}/min": float(vals.min()), f"{m}/max": float(vals.max())})  # fmt: skip
+        out.append(row)
+    return out
+
+
+def _summarise_stage(client, pid: str, cfg: EvalConfig, rows: list[dict], cols: list[str], suffix: str,
+                     label: str) -> None:
+    """One stage's metric-vs-step plots and ablation table and chart (``suffix`` on their file names)."""
+    present = [m for m in (*METRICS, "clipsim") if any(m in r for r in rows)]
+    stepped = [r for r in rows if r.get("step") is not None]
+    for m in present:
+        if len(stepped) > 1:
+            fig = plots.metric_vs_step(stepped, m, f"{cfg.benchmark}{label}: {m.upper()} vs training step")
+            tracking.log_figure(client, pid, fig, f"{m}_vs_step{suffix}.png")
+    ablation_rows = [r for r in rows if r.get("ablation")]  # only checkpoints labelled as ablation variants
+    if len(ablation_rows) > 1 and cfg.metrics.bootstrap:
+        for seed_rows in _by_seed(ablation_rows).values():  # each seed's variants against that seed's full
+            _paired_vs_baseline(seed_rows, cfg)
+    # Fig. 7: each Fréchet metric with its interval, CLIPSIM, and attribute accuracy where it was measured
+    bars = present + (["attr_acc/mean"] if any("attr_acc/mean" in r for r in ablation_rows) else [])
+    if ablation_rows and bars:
+        fig = plots.ablation_bars(ablation_rows, bars, f"Ablations on {cfg.benchmark}{label}")
+        tracking.log_figure(client, pid, fig, f"ablations{suffix}.png")
+        paired = sorted({k for r in ablation_rows for k in r
+                         if k.endswith(("_diff", "_diff_ci_low", "_diff_ci_high", "_diff_p"))})
+        tracking.log_json(client, pid, [{"seed": r.get("ablation_seed"),
+                                         **{k: r.get(k) for k in ["variant"] + cols + ["paired_baseline"] + paired}}
+                                        for r in ablation_rows], f"ablations{suffix}.json")  # fmt: skip
+        if len(_by_seed(ablation_rows)) > 1:  # a multi-seed ablation: mean and spread over seeds
+            summary = seed_summary(ablation_rows, [*present, "attr_acc/mean", *(f"{m}_diff" for m in METRICS)])
+            tracking.log_json(client, pid, summary, f"ablations_seeds{suffix}.json")
+            fig = plots.ablation_seed_bars(summary, [m for m in (*present, "attr_acc/mean")
+                                                     if any(f"{m}/mean" in r for r in summary)],
+                                           f"Ablations on {cfg.benchmark}{label}: mean and spread over seeds")  # fmt: skip
+            tracking.log_figure(client, pid, fig, f"ablations_seeds{suffix}.png")
 
 
 def _paired_vs_baseline(rows: list[dict], cfg: EvalConfig) -> None:

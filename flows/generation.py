@@ -73,7 +73,11 @@ class GenerationWorker:
         return self.info()
 
     def generate(self, checkpoint: str, items: list[dict], sampler: dict, output_root: str) -> list[dict]:
-        """Generate every item of one batch whose sample file does not exist yet; write each atomically."""
+        """Generate every item of one batch whose sample file does not exist yet; write each atomically.
+
+        Items of a chain of stages (``CascadeItem.as_dict()``, with ``stages``) go through
+        :func:`flows.cascade.run_cascade`: each stage's sample under its own address, only what is
+        missing computed; their records add ``stages_written``, ``stages_run`` and ``stage_seconds``."""
         self.load(checkpoint, sampler["scheduler"], sampler.get("quantize"))
         out, done, by_address = [], set(), {it["address"]: it for it in items}
         # each sample claimed while it is generated: a concurrent run on this output root waits for it
@@ -82,17 +86,24 @@ class GenerationWorker:
             todo = [by_address[a] for a in claimed]
             t0 = time.perf_counter()
             with _numerics(self.tf32):
-                frames = self.pipe(
-                    [it["prompt"] for it in todo], seed=[it["seed"] for it in todo],
-                    negative_prompt=[sampler["negative_prompt"]] * len(todo),
-                    num_inference_steps=sampler["num_inference_steps"], guidance_scale=sampler["guidance_scale"],
-                    fps=sampler["fps"], eta=sampler["eta"], output_type="uint8",
-                ).frames
+                if todo[0].get("stages"):
+                    from flows.cascade import run_cascade
+
+                    extra = run_cascade(self.pipe, todo, sampler, output_root)
+                else:
+                    frames = self.pipe(
+                        [it["prompt"] for it in todo], seed=[it["seed"] for it in todo],
+                        negative_prompt=[sampler["negative_prompt"]] * len(todo),
+                        num_inference_steps=sampler["num_inference_steps"], guidance_scale=sampler["guidance_scale"],
+                        fps=sampler["fps"], eta=sampler["eta"], output_type="uint8",
+                    ).frames
+                    for it, clip in zip(todo, frames):
+                        write_sample(sample_path(output_root, it["address"]), clip)
+                    extra = {}
             seconds = (time.perf_counter() - t0) / len(todo)
-            for it, clip in zip(todo, frames):
-                write_sample(sample_path(output_root, it["address"]), clip)
+            for it in todo:
                 out.append({"address": it["address"], "generated": True, "seconds": seconds, "pid": os.getpid(),
-                            "node": _node_id()})
+                            "node": _node_id(), **extra.get(it["address"], {})})
             done.update(claimed)
         out += [{"address": it["address"], "generated": False, "seconds": 0.0, "pid": os.getpid(), "node": _node_id()}
                 for it in items if it["address"] not in done]
@@ -141,6 +152,8 @@ class GenerationReport:
     first_batch_s: float = 0.0            # until the first batch returned (actor start + pipeline load)
     steady_clips_per_s: float = 0.0       # after the first batch
     records: dict[str, dict] = field(default_factory=dict)  # address -> actor record
+    keyframes_recomputed: int = 0         # a later stage's report: clips whose key frames ran again (no stored
+                                          # latents) without being written (flows.stages.stage_report)
 
     @property
     def clips_per_s(self) -> float:

@@ -90,9 +90,11 @@ def generated_stats(paths: list[Path], extractor, protocol, *, batch_size: int, 
                          num_frames=protocol.num_frames, keep_features=keep_features)
 
 
-def attribute_accuracy(paths: list[Path], requested: list[dict[str, str]], classifier, *, batch_size: int):
-    """``(AttributeAccuracy, predictions)`` of the samples at ``paths`` against ``requested``."""
-    return score_attributes(batched((read_sample(p) for p in paths), batch_size), requested, classifier)
+def attribute_accuracy(paths: list[Path], requested: list[dict[str, str]], classifier, *, batch_size: int,
+                       frame_step: int = 1):
+    """``(AttributeAccuracy, predictions)`` of the samples at ``paths`` against ``requested``; ``frame_step``:
+    read every that many frames (an interpolated clip at its key frames' rate, the classifier's)."""
+    return score_attributes(batched((read_sample(p)[::frame_step] for p in paths), batch_size), requested, classifier)
 
 
 #: Benchmark kinds whose prompts are captions (a sentence describing the clip): CLIPSIM applies. UCF-101's

@@ -38,7 +38,8 @@ def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"
     """Grouped bars: one group per metric, one bar per variant, CI whiskers (paper Fig. 7 style)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        names = [r["variant"] for r in rows]
+        names = [r["variant"] + (f" (seed {r['ablation_seed']})" if r.get("ablation_seed") is not None else "")
+                 for r in rows]  # fmt: skip
         vals = [r.get(m) or 0.0 for r in rows]
         err = None
         if all(r.get(f"{m}_ci_low") is not None for r in rows):
@@ -50,6 +51,26 @@ def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right")
         higher = m.startswith("attr_acc") or m == "clipsim"  # accuracies and similarities: higher is better
         ax.set_ylabel(m.upper() if not higher else m)
+        ax.set_title(f"{m.upper() if not higher else m} ({'higher' if higher else 'lower'} is better)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_seed_bars(summary: list[dict], metrics: list[str], title: str = "Ablations over seeds"):
+    """One group per metric, one bar per variant at its mean over seeds, whiskers +-1 standard
+    deviation over seeds and the lowest and highest seed as dots (``flows.eval_flow.seed_summary`` rows)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        rows = [r for r in summary if f"{m}/mean" in r]
+        x = range(len(rows))
+        means = [r[f"{m}/mean"] for r in rows]
+        std = [0.0 if r[f"{m}/std"] != r[f"{m}/std"] else r[f"{m}/std"] for r in rows]  # nan (one seed): no whisker
+        ax.bar(x, means, yerr=std, color=[f"C{i}" for i in x], capsize=3)
+        ax.scatter([i for i in x for _ in (0, 1)], [r[f"{m}/{k}"] for r in rows for k in ("min", "max")],
+                   color="black", s=8, zorder=3)  # fmt: skip
+        ax.set_xticks(list(x), [f"{r['variant']} (n={r['n_seeds']})" for r in rows], rotation=30, ha="right")
+        higher = m.startswith("attr_acc") or m == "clipsim"
         ax.set_title(f"{m.upper() if not higher else m} ({'higher' if higher else 'lower'} is better)")
     fig.suptitle(title)
     fig.tight_layout()

@@ -15,8 +15,12 @@ things use that mark:
   ``~/.cache/magicvideo``): the run's PID and its start time (so a reused PID is not mistaken for it),
   its MLflow tracking URI and experiment, and its Prefect flow run id once the flow is running. A
   run that ends removes its record. The next ``magicvideo eval`` finds the records of dead runs
-  (:func:`stale_runs`), kills what is left of them and marks their MLflow runs and Prefect flow run
-  FAILED with a note (:func:`settle`), so nothing stays RUNNING forever.
+  (:func:`stale_runs`), kills what is left of them and marks their MLflow runs FAILED and their
+  Prefect flow run Crashed, with a note (:func:`settle`), so nothing stays RUNNING forever.
+
+A run stopped by SIGINT or SIGTERM cleans up itself: it unwinds (the flow stops its actors and Ray,
+the CLI its temporary server), then :func:`settle_interrupted` marks its unfinished MLflow runs KILLED
+and its flow run Crashed, each noting the signal.
 """
 
 from __future__ import annotations
@@ -188,8 +192,14 @@ def note(info: dict) -> str:
             f"{info['started']}) ended without finishing it (killed?). Its log: {info.get('log') or 'none'}")
 
 
-def settle_mlflow(info: dict) -> list[str]:
-    """Mark the dead run's RUNNING MLflow runs (found by their Prefect flow run id tag) FAILED, with a note."""
+def interrupted_note(info: dict, signame: str) -> str:
+    return (f"Stopped by {signame}: magicvideo eval (PID {info['pid']}, started {info['started']}) was interrupted "
+            f"and then stopped its actors, Ray and its temporary Prefect server. Its log: {info.get('log') or 'none'}")
+
+
+def _mark_mlflow(info: dict, condition: str, status: str, tags: dict[str, str]) -> list[str]:
+    """Set `tags` and `status` on the run's MLflow runs (found by their Prefect flow run id tag) that
+    match `condition` (an MLflow filter on ``attributes.status``)."""
     if not info.get("flow_run_id") or not info.get("tracking_uri"):
         return []
     from mlflow.tracking import MlflowClient
@@ -199,17 +209,24 @@ def settle_mlflow(info: dict) -> list[str]:
     if exp is None:
         return []
     runs = client.search_runs([exp.experiment_id], f"tags.prefect_flow_run_id = '{info['flow_run_id']}' "
-                              "and attributes.status = 'RUNNING'")
+                              f"and {condition}")
     for run in runs:
-        client.set_tag(run.info.run_id, "mlflow.note.content", note(info))
-        client.set_tag(run.info.run_id, "killed_pid", str(info["pid"]))
-        client.set_terminated(run.info.run_id, "FAILED")
+        for k, v in tags.items():
+            client.set_tag(run.info.run_id, k, v)
+        client.set_terminated(run.info.run_id, status)
     return [r.info.run_id for r in runs]
 
 
-def settle_prefect(info: dict) -> bool:
-    """Mark the dead run's Prefect flow run FAILED (Crashed), if it is still RUNNING or PENDING on the
-    API this process talks to (the temporary server keeps its runs in ``PREFECT_HOME``'s database)."""
+def settle_mlflow(info: dict) -> list[str]:
+    """Mark the dead run's RUNNING MLflow runs FAILED, with a note."""
+    return _mark_mlflow(info, "attributes.status = 'RUNNING'", "FAILED",
+                        {"mlflow.note.content": note(info), "killed_pid": str(info["pid"])})
+
+
+def _crash_flow_run(info: dict, message: str, only_unfinished: bool) -> bool:
+    """Set the run's Prefect flow run Crashed with `message` on the API this process talks to (the
+    temporary server keeps its runs in ``PREFECT_HOME``'s database); with `only_unfinished`, only if
+    it is not in a final state yet."""
     if not info.get("flow_run_id"):
         return False
     from prefect.client.orchestration import get_client
@@ -220,10 +237,37 @@ def settle_prefect(info: dict) -> bool:
             run = client.read_flow_run(info["flow_run_id"])
         except Exception:  # noqa: BLE001 - another API (or database) than the dead run's
             return False
-        if run.state is None or run.state.is_final():
+        if run.state is None or (only_unfinished and run.state.is_final()):
             return False
-        client.set_flow_run_state(run.id, Crashed(message=note(info)), force=True)
+        client.set_flow_run_state(run.id, Crashed(message=message), force=True)
         return True
+
+
+def settle_prefect(info: dict) -> bool:
+    """Mark the dead run's Prefect flow run Crashed (a FAILED state), with a note, if it is still
+    RUNNING or PENDING."""
+    return _crash_flow_run(info, note(info), only_unfinished=True)
+
+
+def settle_interrupted(info: dict, signum: int, log) -> None:
+    """This run was stopped by SIGINT or SIGTERM (``magicvideo eval`` turns both into
+    ``KeyboardInterrupt``) and unwound: its MLflow runs that did not finish (the flow ended the parent
+    run FAILED; a checkpoint's run may still be RUNNING) are marked KILLED, and its Prefect flow run
+    (which Prefect's engine set Crashed, "aborted by an interrupt signal") Crashed again with a note
+    that names the signal. Called while the Prefect API is still up; never raises."""
+    import signal as _signal
+
+    name = _signal.Signals(signum).name
+    text = interrupted_note(info, name)
+    try:
+        _mark_mlflow(info, "attributes.status != 'FINISHED'", "KILLED",
+                     {"mlflow.note.content": text, "stopped_by_signal": name})
+    except Exception as exc:  # noqa: BLE001 - the interrupt is what the user should see
+        log.warning("could not mark this run's MLflow runs KILLED: %s", exc)
+    try:
+        _crash_flow_run(info, text, only_unfinished=False)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not note %s on this run's Prefect flow run: %s", name, exc)
 
 
 def settle(info: dict, log) -> None:
@@ -240,7 +284,7 @@ def settle(info: dict, log) -> None:
         log.warning("could not mark the Prefect flow run of dead run %s: %s", info["run_id"], exc)
         flow = False
     log.warning("an earlier eval (PID %s, started %s) was killed: %d of its processes stopped, %d MLflow runs "
-                "and %d Prefect flow run marked FAILED", info["pid"], info["started"], len(killed), len(done),
+                "marked FAILED and %d Prefect flow run Crashed", info["pid"], info["started"], len(killed), len(done),
                 int(flow))
     Path(info["_file"]).unlink(missing_ok=True)
 

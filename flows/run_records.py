@@ -84,6 +84,8 @@ def child_tags(ckpt: dict, cfg: EvalConfig, parent_id: str, flow_run_id: str | N
             "generation": CACHED if report.generated == 0 else "generated"}
     if ckpt.get("ablation"):
         tags["ablation"] = ckpt["ablation"]
+    if ckpt.get("ablation_seed") is not None:
+        tags["ablation_seed"] = str(ckpt["ablation_seed"])
     return tags
 
 
@@ -130,6 +132,8 @@ def summary_row(ckpt: dict, cfg: EvalConfig, run_id: str, mets: dict, results: d
     """The flow's return value for one checkpoint (and the parent run's results.json row)."""
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
            "benchmark": cfg.benchmark, "run_id": run_id, "ablation": ckpt.get("ablation")}
+    if ckpt.get("ablation_seed") is not None:
+        row["ablation_seed"] = ckpt["ablation_seed"]
     for m, r in frechet_results(results).items():
         if "features_file" in r:  # per-sample features: the ablation table's paired differences
             row[f"{m}_features_file"] = r["features_file"]

@@ -29,6 +29,7 @@ class TemporaryPrefectServer:
     it lives in ``prefect.server.api.server``, whose import costs ~3 s of CPU in the calling
     process before the subprocess even starts. This starts the subprocess at once; the flow is
     then run inside :meth:`Services.prefect`, which points Prefect's client at it (``PREFECT_API_URL``).
+    Unlike Prefect's, it runs in a process group of its own, out of reach of a terminal's Ctrl-C.
 
     It relies on Prefect's private settings (``PREFECT__SERVER_EPHEMERAL``, ``PREFECT__SERVER_FINAL``) as
     of prefect 3.8.8 (:data:`FAST_PATH_PREFECT`): :func:`fast_server_unavailable` keeps it to that
@@ -56,10 +57,14 @@ class TemporaryPrefectServer:
 
         env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
                "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        # its own process group: a terminal's Ctrl-C (SIGINT to the whole foreground group) is for the run,
+        # which then reports its flow run's end to this server and stops it. In the run's group uvicorn exited
+        # at once; Prefect's engine retried the Crashed state for ~100 s, the run failed with a ConnectError
+        # instead of "interrupted" and then hung at exit (measured, issue 19.2). Ray's own processes block SIGINT.
         return subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "error", "--lifespan", "on"], env=env)
+             "--log-level", "error", "--lifespan", "on"], env=env, process_group=0)
 
     def wait(self, timeout: float = 60.0) -> None:
         """Until ``/api/health`` answers; a clear error if the server exited or never answered."""

@@ -4,8 +4,12 @@ A sample's address is ``sha256(canonical JSON of {checkpoint id, prompt, sample 
 sampler settings})``; its frames live at ``<output_root>/samples/<aa>/<address>.npy`` (uint8
 ``(F, H, W, 3)``, lossless: the metrics see exactly what the pipeline returned), written to a
 temporary name and renamed, so a file under its final name is always complete. A rerun skips
-every address whose file exists. While a process generates a sample it holds a claim on its address
-(an exclusive ``flock`` on ``<address>.claim``, :func:`claimed_batches`): a concurrent run on the same
+every address whose file exists. A key-frame sample's latents are kept beside it
+(``<address>.latents.npz``, :func:`latents_path`), so a later cascade stage starts from them. A clip
+generated through several stages (:class:`CascadeItem`) has one address per stage, each keyed on the
+identity of the stages up to it (:func:`checkpoint_id` with those stages). While a process
+generates a sample it holds a claim on its address (an exclusive ``flock`` on ``<address>.claim``,
+:func:`claimed_batches`; a clip of several stages: its last stage's address): a concurrent run on the same
 output root waits for that sample instead of computing it again, and takes it over if the holder dies.
 
 A checkpoint is a saved ``MagicVideoPipeline`` folder. Its id is the SHA-256 over its files'
@@ -104,6 +108,30 @@ class SampleItem:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CascadeItem(SampleItem):
+    """One clip to generate through a chain of cascade stages: ``stages`` holds each stage's sample
+    address, in chain order; ``address`` is the last stage's, which the run claims while it works on
+    the clip (the stages are written in order, so a clip whose last stage is on disk is done)."""
+
+    stages: tuple[tuple[str, str], ...] = ()
+
+
+def plan_cascade(records, stage_ids: dict[str, str], stage_samplers: dict[str, dict], samples_per_prompt: int,
+                 run_seed: int) -> tuple[dict[str, list[SampleItem]], list[CascadeItem]]:
+    """The samples of every stage of a chain (``stage_ids``: stage -> the checkpoint identity of the
+    stages up to it, in chain order; ``stage_samplers``: stage -> its address's sampler settings), as
+    ``({stage: [SampleItem, ...]}, [CascadeItem, ...])``, every list in manifest order. A stage's
+    address depends only on the stages up to it: the key frames' samples are the same files whatever
+    stages follow them."""
+    by_stage = {s: plan_samples(records, stage_ids[s], stage_samplers[s], samples_per_prompt, run_seed)
+                for s in stage_ids}
+    last = list(stage_ids)[-1]
+    jobs = [CascadeItem(**it.as_dict(), stages=tuple((s, by_stage[s][i].address) for s in stage_ids))
+            for i, it in enumerate(by_stage[last])]
+    return by_stage, jobs
+
+
 def sample_address(ckpt_id: str, prompt: str, sample_index: int, seed: int, sampler: dict) -> str:
     key = {"checkpoint": ckpt_id, "prompt": prompt, "sample_index": sample_index, "seed": seed, "sampler": sampler}
     return hashlib.sha256(canonical(key).encode()).hexdigest()
@@ -132,6 +160,35 @@ def write_sample(path: Path, frames: np.ndarray) -> None:
 
 def read_sample(path: Path) -> np.ndarray:
     return np.load(path, allow_pickle=False)
+
+
+def latents_path(root: str | Path, address: str) -> Path:
+    """Where a key-frame sample's latents are kept, beside its frames (``.npz``, so a glob of the
+    samples' ``*.npy`` does not see them): a later stage starts from them instead of running the key
+    frames again."""
+    return sample_path(root, address).with_suffix(".latents.npz")
+
+
+def write_latents(path: Path, latents) -> None:
+    """Scaled latents ``(C, F, h, w)`` (a torch tensor), atomically, in their own dtype (bfloat16, which
+    numpy lacks, as float32, exact); :func:`read_latents` gives them back bit for bit."""
+    import torch
+
+    dtype = str(latents.dtype).removeprefix("torch.")
+    x = latents.detach().cpu()
+    x = x.float() if x.dtype == torch.bfloat16 else x
+    with atomic_open(path, "wb", fsync=True, suffix=".tmp") as fh:
+        np.savez(fh, latents=x.numpy(), dtype=np.array(dtype))
+
+
+def read_latents(path: Path):
+    """The tensor :func:`write_latents` wrote, or None when the file is missing."""
+    import torch
+
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return torch.from_numpy(z["latents"]).to(getattr(torch, str(z["dtype"])))
 
 
 # ------------------------------------------------------------------------------------------ claims

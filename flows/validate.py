@@ -1,6 +1,7 @@
 """What ``magicvideo eval`` checks before it starts any service (Prefect's server, Ray, MLflow):
 the benchmark and eval config names and keys, the dataset folder and its prompt files, and each
-checkpoint folder down to its safetensors headers. Each mistake is one :class:`InputError` line,
+checkpoint folder down to its safetensors headers and to the components of the stages to score
+(``sampler.stages``, ``--stages``). Each mistake is one :class:`InputError` line,
 found in well under a second (``tests/test_cli_validation.py`` times it), where the same mistake
 found inside the flow cost 30-100 s of start-up and a page of tracebacks (issue 19).
 
@@ -9,9 +10,11 @@ Imports no torch, Prefect, Ray or MLflow.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flows.config import EvalConfig, checkpoint_path, eval_config
 from magicvideo.configs import ConfigError
-from magicvideo.validate import InputError, check_pipeline_folder
+from magicvideo.validate import InputError, check_pipeline_folder, check_stages
 
 
 def validate_eval(params: dict) -> EvalConfig:
@@ -43,6 +46,11 @@ def validate_eval(params: dict) -> EvalConfig:
             check_pipeline_folder(checkpoint_path(spec))
         except FileNotFoundError as exc:
             raise InputError(str(exc)) from None
+        check_stages(checkpoint_path(spec), cfg.sampler.stages)  # e.g. --stages keyframes,upsample without upsampler/
+    hr_root = bench.config.stage_references.upsample_root
+    if "upsample" in cfg.sampler.stages and hr_root and not Path(hr_root).expanduser().is_dir():
+        raise InputError(f"benchmark {cfg.benchmark!r}: stage_references.upsample_root {hr_root} (the upsample "
+                         "stage's high-resolution references) is not a folder")
     return cfg
 
 

@@ -221,11 +221,18 @@ def _sigterm(signum, frame):
     raise KeyboardInterrupt  # the one exception C extensions (Ray's waits) turn into a clean interrupt
 
 
+def interrupt_signal() -> int:
+    """The signal behind the ``KeyboardInterrupt`` being handled: SIGTERM when :func:`interrupt_on_sigterm`'s
+    handler raised it, else SIGINT (Ctrl-C)."""
+    return _state.get("signal", signal.SIGINT)
+
+
 def interrupt_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs: the flow marks its
-    runs FAILED, the actors, Ray and the temporary server stop. Prefect's flow engine installs its own
-    SIGTERM handler, whose exception Ray's ``ray.wait`` reports as a ``SystemError``: call this again
-    once the flow runs (an ``on_running`` hook). Main thread only (elsewhere a no-op)."""
+    """SIGTERM unwinds like Ctrl-C (KeyboardInterrupt), so every ``finally`` runs: the actors, Ray and
+    the temporary server stop, and ``magicvideo eval`` marks its runs KILLED, naming the signal
+    (:func:`interrupt_signal`). Prefect's flow engine installs its own SIGTERM handler, whose exception
+    Ray's ``ray.wait`` reports as a ``SystemError``: call this again once the flow runs (an
+    ``on_running`` hook). Main thread only (elsewhere a no-op)."""
     import threading
 
     if threading.current_thread() is threading.main_thread():

@@ -50,6 +50,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 
 from .conditioning import encode_prompts
 from .models import InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
+from .stages import OPTIONAL_STAGES, STAGE_COMPONENTS, STAGES, resolve_stages  # noqa: F401 - re-exported
 
 SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
@@ -560,36 +561,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         return self(prompt, video=video, strength=strength, **kwargs)
 
 
-# ---- the cascade's stages ------------------------------------------------------------------
-
-#: the stages, in cascade order (DESIGN: keyframes -> interpolate -> decode -> upsample; decoding
-#: is the output_type, and runs before "upsample")
-STAGES = ("keyframes", "interpolate", "upsample")
-#: stages a chain may leave out between two others (keyframes -> upsample upsamples the 16 key frames)
-OPTIONAL_STAGES = ("interpolate",)
-#: the pipeline components each stage reads (what its identity hashes); "upsample" reads the
-#: decoded frames, hence the VAE
-STAGE_COMPONENTS = {
-    "keyframes": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
-    "interpolate": ("interpolation", "image_encoder", "vae", "scheduler"),
-    "upsample": ("upsampler", "vae"),
-}
-
-
-def resolve_stages(stages: str | Sequence[str]) -> tuple[str, ...]:
-    """``"keyframes,interpolate"`` or a sequence -> a tuple of known stages, in cascade order,
-    without gaps but for :data:`OPTIONAL_STAGES` (``keyframes,upsample`` is a chain)."""
-    names = tuple(s.strip() for s in stages.split(",") if s.strip()) if isinstance(stages, str) else tuple(stages)
-    unknown = [s for s in names if s not in STAGES]
-    if unknown or not names:
-        raise ValueError(f"unknown stage(s) {unknown or names}; stages are {', '.join(STAGES)} (in that order)")
-    idx = [STAGES.index(s) for s in names]
-    skipped = [s for i, j in zip(idx, idx[1:]) for s in STAGES[i + 1 : j]]
-    if any(j <= i for i, j in zip(idx, idx[1:])) or any(s not in OPTIONAL_STAGES for s in skipped):
-        raise ValueError(f"stages {names} are not consecutive in cascade order ({' -> '.join(STAGES)}; "
-                         f"{', '.join(OPTIONAL_STAGES)} may be left out)")  # fmt: skip
-    return names
-
+# ---- the cascade's stages (names and components: magicvideo.stages) --------------------------
 
 def stage_seed(seed: int, stage: str) -> int:
     """The seed of a later stage's noise, derived from the sample's seed (a separate stream, so a

@@ -4,6 +4,9 @@ traceback after a minute of start-up.
 
 - :func:`check_pipeline_folder`: a saved ``MagicVideoPipeline`` folder (``model_index.json``, each
   component's subfolder and config, every ``.safetensors`` file's header and length).
+- :func:`check_stages`: that a pipeline folder has the components that the requested cascade
+  stages read (``interpolate`` needs ``interpolation/`` and ``image_encoder/``, ``upsample``
+  needs ``upsampler/``).
 - :func:`check_model_folder`: one model's ``save_pretrained`` folder (the ``magicvideo upsample``
   checkpoint).
 - :func:`read_text`: a text file as UTF-8; an error names the file and the byte offset.
@@ -141,6 +144,40 @@ def check_pipeline_folder(path: str | Path) -> dict:
     if not found:
         raise InputError(f"{what}: model_index.json names no model components")
     return found
+
+
+#: where each optional stage's components come from (the message of :func:`check_stages`)
+STAGE_HINTS = {
+    "interpolate": "magicvideo train shapes' interpolation stage writes them, or "
+                   "magicvideo.pipeline.add_interpolation",
+    "upsample": "scripts/train_upsampler.py or magicvideo train shapes' upsample stage writes it, or "
+                "magicvideo.pipeline.add_upsampler",
+}
+
+
+def check_stages(path: str | Path, stages) -> None:
+    """That the pipeline folder at `path` holds every component that `stages` (names or a
+    comma-separated string, :func:`magicvideo.stages.resolve_stages`) read
+    (:data:`magicvideo.stages.STAGE_COMPONENTS`): named in ``model_index.json`` with a class, and its
+    subfolder present. Raises :class:`InputError` naming the checkpoint, the stage and the missing
+    components (a bad stage list too). The files themselves are :func:`check_pipeline_folder`'s."""
+    from magicvideo.stages import STAGE_COMPONENTS, resolve_stages
+
+    try:
+        names = resolve_stages(stages)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    root = Path(path)
+    index = _json(root / "model_index.json", f"checkpoint {path} is not a saved MagicVideoPipeline folder")
+    for stage in names:
+        missing = [c for c in STAGE_COMPONENTS[stage]
+                   if not (isinstance(index, dict) and isinstance(index.get(c), list) and len(index[c]) == 2
+                           and index[c][1] is not None and (root / c).is_dir())]
+        if missing:
+            hint = STAGE_HINTS.get(stage, "")
+            raise InputError(f"checkpoint {path} has no {stage!r} stage: it needs the component(s) "
+                             f"{', '.join(missing)} (model_index.json entry and subfolder)"
+                             + (f"; {hint}" if hint else ""))
 
 
 def check_model_folder(path: str | Path, class_name: str | None = None, hint: str = "") -> int:

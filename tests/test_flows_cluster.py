@@ -5,6 +5,13 @@ cluster would be. Actors spread over both nodes; losing the second node mid-run 
 Each node is one ``ray start --block`` in its own session, so it is stopped (with everything it
 started: raylet, GCS, agents, workers) by its process group, never with ``ray stop``, which would
 also stop other Ray instances on the machine.
+
+Both nodes stay on 127.0.0.1, every port of theirs included (issue 19.2). Ray 2.60 rewrites a loopback
+``--node-ip-address`` or ``--address`` into the machine's outward address, whose nodes listen on all
+interfaces (:func:`flows.ray_cluster.keeping_loopback`). The head runs with Ray's local-only switch
+off (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``); ``ray start --address`` refuses to join a cluster with
+that switch off, so the second node runs Ray's CLI with the rewrite disabled instead
+(``_RAY_CLI_KEEPING_LOOPBACK``); the test's driver connects inside ``keeping_loopback``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flows.ray_cluster import keeping_loopback
 from tests.conftest import use_ray_token_auth
+from tests.procnet import is_loopback, listening_sockets
 
 use_ray_token_auth()  # before `import ray`; the `ray start` nodes inherit the same token
 
@@ -44,10 +53,21 @@ def _ray_bin() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
+#: `ray` (its CLI) with Ray's rewrite of a loopback address into the machine's turned off, for a node
+#: joining a head on loopback (``ray._private.services.resolve_ip_for_localhost``, Ray 2.60)
+_RAY_CLI_KEEPING_LOOPBACK = ("import sys, ray._private.services as s; s.resolve_ip_for_localhost = lambda host: host; "
+                             "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())")
+
+
 def _start_node(args: list[str], log: Path) -> subprocess.Popen:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    if "--head" in args:
+        cli = [_ray_bin()]
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # Ray's local-only switch: the head keeps 127.0.0.1
+    else:
+        cli = [sys.executable, "-c", _RAY_CLI_KEEPING_LOOPBACK]
     with open(log, "wb") as fh:
-        return subprocess.Popen([_ray_bin(), "start", "--block", "--node-ip-address", "127.0.0.1",
+        return subprocess.Popen([*cli, "start", "--block", "--node-ip-address", "127.0.0.1",
                                  "--disable-usage-stats", *args],
                                 stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
 
@@ -91,7 +111,8 @@ def _wait_for_nodes(address: str, n: int, timeout: float = 120) -> None:
     while time.time() < deadline:
         try:
             if not ray.is_initialized():
-                ray.init(address=address, log_to_driver=False, include_dashboard=False)
+                with keeping_loopback():
+                    ray.init(address=address, log_to_driver=False, include_dashboard=False)
             if sum(node["Alive"] for node in ray.nodes()) >= n:
                 return
         except Exception:  # the head is still starting
@@ -125,6 +146,11 @@ def cluster(tmp_path_factory):
         worker = _start_node(["--address", address, "--num-cpus", "1", "--num-gpus", "0",
                               "--resources", '{"worker_node": 1}'], root / "worker.log")  # fmt: skip
         _wait_for_nodes(address, 2)
+        # every port of both nodes, and of this driver, on loopback (the agents open theirs a little later)
+        time.sleep(5)
+        sockets = listening_sockets([os.getpid(), *_session_pids(head.pid), *_session_pids(worker.pid)])
+        assert len(sockets) >= 10 and not [s for s in sockets if not is_loopback(s[2])], sockets
+        assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {"127.0.0.1"}
         build_pipeline("tiny", weights="random", seed=0).save_pretrained(root / "ckpt" / "step-100")
         write_shapes(root / "shapes", ShapesSpec(train=0, test=N_PROMPTS, durations=[2.0], fps=[8.0]), workers=0)
         torch.manual_seed(0)
@@ -182,7 +208,8 @@ def test_actors_spread_over_both_nodes(cluster):
     from flows.generation import start_actors
 
     if not ray.is_initialized():
-        ray.init(address=cluster["address"], log_to_driver=False)
+        with keeping_loopback():
+            ray.init(address=cluster["address"], log_to_driver=False)
     nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     actors = start_actors(RaySettings(address=cluster["address"], num_actors=2, num_cpus_per_actor=1), gpus=0)
     try:

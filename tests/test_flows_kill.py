@@ -1,5 +1,7 @@
 """Issue 19.2: a `magicvideo eval` killed with SIGKILL leaves nothing running, and the next run marks
-what it left RUNNING (MLflow runs, the Prefect flow run) FAILED, with a note."""
+what it left RUNNING (MLflow runs FAILED, the Prefect flow run Crashed), with a note. One stopped by
+SIGINT or SIGTERM stops everything it started and marks its runs KILLED (its flow run Crashed), naming
+the signal. While it runs, every process it started listens on loopback only."""
 
 from __future__ import annotations
 
@@ -15,8 +17,29 @@ from pathlib import Path
 import pytest
 
 from flows import reaper
+from tests.procnet import is_loopback, listening_sockets
 
 MAGICVIDEO = str(Path(sys.executable).parent / "magicvideo")
+
+_READ_FLOW_RUNS = """
+import json, sys
+from prefect.client.orchestration import get_client
+
+with get_client(sync_client=True) as client:
+    for flow_run_id in sys.argv[1:]:
+        state = client.read_flow_run(flow_run_id).state
+        print(json.dumps({"id": flow_run_id, "type": state.type.value, "message": state.message}))
+"""
+
+
+def _flow_run_states(env: dict, flow_run_ids: list[str]) -> dict[str, dict]:
+    """The flow runs' states, read through Prefect's client from the runs' database (``PREFECT_HOME``'s,
+    which the evals' temporary servers used), in a process of its own: Prefect's embedded server."""
+    r = subprocess.run([sys.executable, "-c", _READ_FLOW_RUNS, *flow_run_ids], capture_output=True, text=True,
+                       env={**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    states = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    return {st["id"]: st for st in states}
 
 
 def _session_or_cwd(sid: int, folder: Path) -> dict[int, str]:
@@ -54,21 +77,26 @@ def run_env(tmp_path):
 
 
 def _start_and_wait_for_generation(env, run, argv):
-    """A real eval in its own session, returned once its flow runs and its first sample is written."""
+    """A real eval in its own session, returned once its flow runs and its first sample is written;
+    every process it started listens on loopback only."""
     proc = subprocess.Popen([*argv, "--steps", "40"], cwd=run, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     records = Path(env["MAGICVIDEO_STATE_DIR"]) / "runs"
+    out = Path(argv[argv.index("--output-root") + 1])
     deadline = time.monotonic() + 240
     info = None
     while time.monotonic() < deadline and proc.poll() is None:  # until the flow runs and generation started
         files = list(records.glob("*.json")) if records.is_dir() else []
         info = json.loads(files[0].read_text()) if files else None
-        if info and info["flow_run_id"] and list((run / "out").glob("samples/*/*.npy")):
+        if info and info["flow_run_id"] and list(out.glob("samples/*/*.npy")):
             break
         time.sleep(0.5)
     assert proc.poll() is None and info and info["flow_run_id"], proc.stdout.read().decode()[-3000:]
     started = _session_or_cwd(proc.pid, run)
     assert len(started) >= 4, started  # the run, its reaper, Prefect's server, Ray's processes and actor
+    sockets = listening_sockets(started)
+    assert len(sockets) >= 8, sockets  # Prefect's server, GCS, raylet (2), agents, the driver's and actor's servers
+    assert not [s for s in sockets if not is_loopback(s[2])], sockets
     return proc, info
 
 
@@ -99,29 +127,52 @@ def test_sigkill_leaves_no_process_and_the_rerun_marks_the_runs_failed(run_env):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "was killed" in r.stderr
     assert not client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+    assert "1 MLflow runs marked FAILED and 1 Prefect flow run Crashed" in r.stderr, r.stderr[-3000:]
     dead = client.get_run(dead.info.run_id)
     assert dead.info.status == "FAILED" and dead.data.tags["killed_pid"] == str(proc.pid)
+    assert dead.data.tags["prefect_flow_run_id"] == info["flow_run_id"]
     assert "Marked FAILED by a later magicvideo eval" in dead.data.tags["mlflow.note.content"]
     assert not list(records.glob("*.json"))  # both records gone: the dead one settled, the rerun's own finished
+    # the dead run's Prefect flow run, left RUNNING by the kill, is Crashed (a terminal, failed state), with the note
+    state = _flow_run_states(env, [info["flow_run_id"]])[info["flow_run_id"]]
+    assert state["type"] == "CRASHED" and "Marked FAILED by a later magicvideo eval" in state["message"], state
+    assert f"PID {proc.pid}" in state["message"]
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_run_and_marks_its_runs_failed(run_env):
+def test_sigint_and_sigterm_stop_the_run_and_mark_its_runs_killed(run_env):
+    """Ctrl-C in a terminal (SIGINT to the run's whole process group: its temporary Prefect server and
+    Ray's processes get it too), then SIGTERM to the run's process alone (a scheduler's stop), each on
+    a run of its own: the run exits with 128 + the signal, one line, nothing it started left, its MLflow
+    runs KILLED and its Prefect flow run Crashed, each with a note naming the signal."""
     env, run, argv = run_env
-    proc, info = _start_and_wait_for_generation(env, run, argv)
-    os.kill(proc.pid, signal.SIGTERM)
-    rc = proc.wait(120)
-    out = proc.stdout.read().decode()
-    assert rc == 128 + signal.SIGTERM, out[-4000:]
-    assert "magicvideo eval: interrupted" in out and "Traceback" not in out, out[-3000:]
-    _none_left_within(proc.pid, run, 30)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{run}/mlflow.db")
-    exp = client.get_experiment_by_name("magicvideo-eval")
-    runs = client.search_runs([exp.experiment_id])
-    assert runs and {r.info.status for r in runs} == {"FAILED"}  # the flow's own clean-up, no later run needed
-    assert not list((Path(env["MAGICVIDEO_STATE_DIR"]) / "runs").glob("*.json"))
+    stopped = {}
+    for sig, send in ((signal.SIGINT, os.killpg), (signal.SIGTERM, os.kill)):
+        args = list(argv)
+        args[args.index("--output-root") + 1] = str(run / f"out_{sig.name}")  # generation to interrupt
+        proc, info = _start_and_wait_for_generation(env, run, args)
+        send(proc.pid, sig)
+        rc = proc.wait(120)
+        out = proc.stdout.read().decode()
+        assert rc == 128 + sig, out[-4000:]
+        assert f"magicvideo eval: interrupted ({sig.name})" in out and "Traceback" not in out, out[-3000:]
+        _none_left_within(proc.pid, run, 30)
+        exp = client.get_experiment_by_name("magicvideo-eval")
+        runs = client.search_runs([exp.experiment_id], f"tags.prefect_flow_run_id = '{info['flow_run_id']}'")
+        assert runs and {r.info.status for r in runs} == {"KILLED"}  # the run's own clean-up, no later run needed
+        for r in runs:
+            assert r.data.tags["stopped_by_signal"] == sig.name
+            note = r.data.tags["mlflow.note.content"]
+            assert note.startswith(f"Stopped by {sig.name}: magicvideo eval (PID {proc.pid}"), note
+        assert not list((Path(env["MAGICVIDEO_STATE_DIR"]) / "runs").glob("*.json"))
+        stopped[info["flow_run_id"]] = sig.name
+    states = _flow_run_states(env, list(stopped))
+    for flow_run_id, name in stopped.items():
+        assert states[flow_run_id]["type"] == "CRASHED", states
+        assert states[flow_run_id]["message"].startswith(f"Stopped by {name}: "), states
 
 
 def test_stale_runs_skip_live_processes_and_reused_pids(tmp_path, monkeypatch):

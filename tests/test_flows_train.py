@@ -48,7 +48,7 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # not a `ray start` cluster
     try:
         with prefect_test_harness(server_startup_timeout=120):
-            result = train_ablations_flow(out=str(tmp_path / "chain"), recipe="tiny", seed=1, device="cpu",
+            result = train_ablations_flow(out=str(tmp_path / "chain"), recipe="tiny", seeds=[1, 2], device="cpu",
                                           variants=["full", "no_temporal"], recipe_overrides=TINY_16, limit=3,
                                           eval_overrides=eval_overrides)  # fmt: skip
     finally:
@@ -59,23 +59,30 @@ def test_train_ablations_flow_trains_variants_and_evaluates_them(tmp_path):
             os.environ["PREFECT_HOME"] = saved
 
     chain = tmp_path / "chain"
-    assert set(result["train"]) == {"full", "no_temporal"}
+    assert set(result["train"]) == {"full", "no_temporal", "full@2", "no_temporal@2"}  # seed 2: a replicate of each
+    assert set(result["train"]["full@2"]["stages"]) == {"data", "pretrain", "finetune"}
+    assert (chain / "ablations" / "seed2" / "full" / "pipeline" / "model_index.json").is_file()
     assert result["train"]["no_temporal"]["stages"]["finetune"]["steps"] >= 1
     assert set(result["train"]["no_temporal"]["stages"]) == {"data", "pretrain", "finetune"}  # upstream shared
     unet = MagicVideoPipeline.from_pretrained(chain / "ablations" / "no_temporal" / "pipeline").unet
     assert unet.config.temporal_attention == "none" and unet.config.num_frames == 16
-    assert json.loads((chain / "ablations" / "train_reports.json").read_text()).keys() == {"full", "no_temporal"}
+    assert json.loads((chain / "ablations" / "train_reports.json").read_text()).keys() == set(result["train"])
 
     rows = result["eval"]
-    assert [r["variant"] for r in rows] == ["full", "temporal attention off"]
-    assert all(np.isfinite(r["fvd"]) for r in rows) and rows[0]["fvd"] != rows[1]["fvd"]
+    assert [(r["variant"], r["ablation_seed"]) for r in rows] == [
+        ("full", 1), ("temporal attention off", 1), ("full", 2), ("temporal attention off", 2)]
+    assert all(np.isfinite(r["fvd"]) for r in rows) and rows[0]["fvd"] != rows[1]["fvd"] != rows[3]["fvd"]
     c = MlflowClient("sqlite:///" + str(tmp_path / "mlflow.db"))
     runs = c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     abl = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations.json", str(tmp_path / "p"))).read_text())
-    assert [a["variant"] for a in abl] == ["full", "temporal attention off"]
+    assert [(a["variant"], a["seed"]) for a in abl] == [(r["variant"], r["ablation_seed"]) for r in rows]
     assert all(0 <= a["attr_acc/mean"] <= 1 for a in abl)  # the shapes config scores attributes too
     # paired differences against the full model need >= 4 prompts: 3 here, so the table says whose
     # baseline it is and carries no difference (the paired numbers are tested in tests/test_eval_paired.py)
-    assert [a["paired_baseline"] for a in abl] == ["full", "full"] and "fvd_diff" not in abl[1]
-    assert "plots/ablations.png" in {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
+    assert [a["paired_baseline"] for a in abl] == ["full"] * 4 and "fvd_diff" not in abl[1]
+    assert {"plots/ablations.png", "plots/ablations_seeds.png"} <= {a.path for a in c.list_artifacts(parent.info.run_id, "plots")}
+    over = json.loads(Path(c.download_artifacts(parent.info.run_id, "ablations_seeds.json", str(tmp_path / "s"))).read_text())
+    assert [(o["variant"], o["n_seeds"], o["seeds"]) for o in over] == [("full", 2, [1, 2]), ("temporal attention off", 2, [1, 2])]
+    fvds = [r["fvd"] for r in rows if r["variant"] == "full"]
+    assert over[0]["fvd/mean"] == pytest.approx(np.mean(fvds)) and over[0]["fvd/std"] == pytest.approx(np.std(fvds, ddof=1))

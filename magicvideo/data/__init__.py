@@ -34,7 +34,11 @@ Python API::
   WebVid-style CSV returning ``video`` (F, 3, H, W) in [-1, 1], ``caption``, ``nu`` (with ``fps``:
   every clip sampled at that rate).
 - The synthetic benchmark (:mod:`magicvideo.data.shapes`): :class:`ShapesSpec`,
-  :func:`sample_clip`, :func:`render`, :func:`write_shapes`; CLI ``magicvideo data shapes OUT``.
+  :func:`sample_clip`, :func:`render` (also at any frame times), :func:`write_shapes`; CLI
+  ``magicvideo data shapes OUT``.
+- Reference clips of the cascade's later stages (:mod:`magicvideo.data.stage_references`): the
+  benchmark protocol with 61 frames at 4x the rate after interpolation, 4x the size after
+  upsampling (``stage_references`` in a benchmark config).
 
 CLI: ``magicvideo data shapes OUT_DIR [--train N] [--test M] [--size S] [--seed K]`` and
 ``magicvideo data manifest BENCHMARK [--root DIR] [--out FILE] [--no-probe] [--limit N]``.

@@ -69,12 +69,28 @@ class Protocol(StrictModel):
         return int(resampled_offsets(self.num_frames, native_fps / self.fps)[-1]) + 1
 
 
+class StageReferences(StrictModel):
+    """Where the reference clips of the cascade's later stages come from (the eval flow's
+    ``sampler.stages``; :mod:`magicvideo.data.stage_references`). Their protocol is derived from
+    ``protocol``: with ``interpolate`` 4 (F - 1) + 1 frames at 4x ``fps``, with ``upsample`` 4x ``size``."""
+
+    upsample_root: str | None = None  # the dataset again at the upsampled size (same layout and video ids, e.g.
+    # `magicvideo data shapes OUT --size 256`); relative to the working directory; null: the benchmark's own videos,
+    # resized to the stage's size
+
+
+class ShapesStageReferences(StageReferences):
+    render: bool = True  # draw each test clip again from its recorded parameters at the stage's frame rate and
+    # size (no codec), instead of reading its video (whose 8-24 fps would be resampled to 32 fps by repeating frames)
+
+
 class _Base(StrictModel):
     name: str  # the benchmark's name in prompt ids and reports
     root: str | None = None  # dataset folder (see the module docstring for overrides)
     root_env: str  # environment variable that overrides `root`
     limit: int | None = Field(None, ge=1)  # keep only the first N prompts (smoke runs)
     protocol: Protocol = Protocol()
+    stage_references: StageReferences = StageReferences()
 
 
 class MSRVTTConfig(_Base):
@@ -96,6 +112,7 @@ class ShapesConfig(MSRVTTConfig):
     video_dirs: list[str] = ["TestVideo"]
     train_csv: str = "train.csv"  # WebVid-style training CSV written by `magicvideo data shapes`
     generate: ShapesSpec = ShapesSpec()  # defaults of `magicvideo data shapes`
+    stage_references: ShapesStageReferences = ShapesStageReferences()  # type: ignore[assignment]
 
 
 class UCF101Config(_Base):
@@ -237,9 +254,11 @@ class Benchmark:
         return good
 
     def reference_clips(
-        self, limit: int | None = None, on_error: OnError = "skip", skipped: list[Skip] | None = None
+        self, limit: int | None = None, on_error: OnError = "skip", skipped: list[Skip] | None = None,
+        protocol: Protocol | None = None,
     ) -> Iterator[Clip]:
-        """Decoded reference clips (:class:`~magicvideo.data.video.Clip`, uint8) cut by the protocol.
+        """Decoded reference clips (:class:`~magicvideo.data.video.Clip`, uint8) cut by the protocol
+        (the benchmark's, or ``protocol``: a later cascade stage's, :mod:`magicvideo.data.stage_references`).
 
         Bad videos are appended to ``skipped`` (missing files too) and left out, or raise with
         ``on_error="raise"``. ``limit`` stops after that many good clips.
@@ -249,7 +268,7 @@ class Benchmark:
             skipped.extend(missing)
         if missing and on_error == "raise":
             raise VideoReadError(missing[0].path or missing[0].item, missing[0].detail or missing[0].reason)
-        p = self.protocol
+        p = protocol or self.protocol
         sink = skipped if skipped is not None else []
         count = 0
         for ref in refs:

@@ -208,9 +208,13 @@ def sample_clip(spec: ShapesSpec, split: str, index: int) -> ShapeClip:
     )  # fmt: skip
 
 
-def trajectory(clip: ShapeClip) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame centre x, centre y, radius (frame sides) and angle (degrees)."""
-    t = np.arange(clip.num_frames) / clip.fps
+def trajectory(clip: ShapeClip, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame centre x, centre y, radius (frame sides) and angle (degrees), at the clip's frames
+    (``k / fps``), or at any ``times`` in seconds within its span: the motion is a function of time,
+    so the same clip can be drawn at another frame rate (the eval flow's references of later
+    cascade stages)."""
+    t = np.arange(clip.num_frames) / clip.fps if times is None else np.asarray(times, np.float64)
+    end = (clip.num_frames - 1) / clip.fps  # a shrinking shape reaches its smallest radius at the clip's end
     x = np.full_like(t, clip.x0)
     y = np.full_like(t, clip.y0)
     r = np.full_like(t, clip.radius)
@@ -223,15 +227,16 @@ def trajectory(clip: ShapeClip) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     elif clip.motion == "grow":
         r = clip.radius + v["radius"][clip.speed] * t
     elif clip.motion == "shrink":
-        r = clip.radius + v["radius"][clip.speed] * (t[-1] - t)
+        r = clip.radius + v["radius"][clip.speed] * (end - t)
     elif clip.motion in ("clockwise", "counterclockwise"):
         a = clip.angle0 + (1 if clip.motion == "clockwise" else -1) * v["rotate"][clip.speed] * t
     return x, y, r, a
 
 
-def render(clip: ShapeClip, size: int) -> np.ndarray:
-    """The clip's frames, uint8 ``(F, size, size, 3)``."""
-    x, y, r, a = (np.asarray(v, np.float32)[:, None, None] for v in trajectory(clip))
+def render(clip: ShapeClip, size: int, times: np.ndarray | None = None) -> np.ndarray:
+    """The clip's frames, uint8 ``(F, size, size, 3)``; with ``times`` (seconds) the frames at those
+    times instead (:func:`trajectory`)."""
+    x, y, r, a = (np.asarray(v, np.float32)[:, None, None] for v in trajectory(clip, times))
     grid = (np.arange(size, dtype=np.float32) + 0.5) / size  # pixel centres, in frame sides
     dx = grid[None, None, :] - x
     dy = grid[None, :, None] - y
@@ -334,6 +339,16 @@ def write_shapes(
 
 def _param_key(c: ShapeClip) -> tuple:
     return (c.shape, c.color, c.background, c.motion, c.speed, c.fps, c.num_frames, round(c.x0, 6), round(c.y0, 6), round(c.radius, 6), round(c.angle0, 4))
+
+
+def clip_from_annotation(video: dict) -> ShapeClip:
+    """The :class:`ShapeClip` of one entry of ``test_videodatainfo.json`` (its ``attributes`` and
+    ``params``, :func:`msrvtt_annotations`): enough to :func:`render` it again, at any size and
+    frame rate. Its index and caption choice are not recorded there (0)."""
+    a, p = video["attributes"], video["params"]
+    return ShapeClip("test", 0, a["shape"], a["color"], a["background"], a["motion"], a["speed"], float(p["fps"]),
+                     int(p["num_frames"]), float(p["x0"]), float(p["y0"]), float(p["radius"]), float(p["angle0"]),
+                     tuple(int(c) for c in p["color_rgb"]), 0)  # fmt: skip
 
 
 def msrvtt_annotations(clips: Iterable[ShapeClip]) -> dict:
