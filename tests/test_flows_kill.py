@@ -76,10 +76,11 @@ def run_env(tmp_path):
     return env, run, argv
 
 
-def _start_and_wait_for_generation(env, run, argv):
+def _start_and_wait_for_generation(env, run, argv, steps: int = 40):
     """A real eval in its own session, returned once its flow runs and its first sample is written;
-    every process it started listens on loopback only."""
-    proc = subprocess.Popen([*argv, "--steps", "40"], cwd=run, env=env, start_new_session=True,
+    every process it started listens on loopback only. `steps`: denoising steps per clip, enough that
+    the run is still generating when the caller signals it."""
+    proc = subprocess.Popen([*argv, "--steps", str(steps)], cwd=run, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     records = Path(env["MAGICVIDEO_STATE_DIR"]) / "runs"
     out = Path(argv[argv.index("--output-root") + 1])
@@ -153,7 +154,9 @@ def test_sigint_and_sigterm_stop_the_run_and_mark_its_runs_killed(run_env):
     for sig, send in ((signal.SIGINT, os.killpg), (signal.SIGTERM, os.kill)):
         args = list(argv)
         args[args.index("--output-root") + 1] = str(run / f"out_{sig.name}")  # generation to interrupt
-        proc, info = _start_and_wait_for_generation(env, run, args)
+        # 400 steps a clip: at 40 a fast machine finished the other 3 clips while the listeners were
+        # checked, before the signal came (CI, 2026-12-01)
+        proc, info = _start_and_wait_for_generation(env, run, args, steps=400)
         send(proc.pid, sig)
         rc = proc.wait(120)
         out = proc.stdout.read().decode()
