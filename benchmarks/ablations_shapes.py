@@ -88,7 +88,12 @@ def main() -> int:
     def features(videos):
         return extract_stats(videos, fvd_features, keep_features=True, num_frames=fvd_protocol.num_frames).features()
 
-    real_feats = features(real)
+    # the reference's statistics once for every run (compute_fvd / compute_fid would re-extract them per run)
+    real_stats = extract_stats(real, fvd_features, keep_features=True, num_frames=fvd_protocol.num_frames)
+    real_feats = real_stats.features()
+    fid_protocol = get_protocol(DEFAULT_PROTOCOL[fid_x.name])
+    real_fid_stats = extract_stats(real, for_protocol(fid_x, fid_protocol), batch_size=4,
+                                   num_frames=fid_protocol.num_frames)  # fmt: skip
     per_run = {}  # variant -> FVD features and per-clip scores, for the paired differences against full
     print(f"{len(records)} prompts, {len(real)} reference clips, {dev}, {args.steps} DDIM steps, CFG {args.guidance}")
     rows = []
@@ -113,8 +118,8 @@ def main() -> int:
                               guidance_rescale=args.guidance_rescale, seed=seeds).frames)  # fmt: skip
         fake = np.concatenate(clips)
         gen_s = time.perf_counter() - t0
-        fvd = compute_fvd(fake, real, extractor=fvd_x, bootstrap=args.bootstrap, seed=args.seed)
-        fid = compute_fid(fake, real, extractor=fid_x)
+        fvd = compute_fvd(fake, extractor=fvd_x, real_stats=real_stats, bootstrap=args.bootstrap, seed=args.seed)
+        fid = compute_fid(fake, extractor=fid_x, real_stats=real_fid_stats)
         acc = attribute_accuracy(fvd_x.predict(fake), [r.attributes for r in records], classes)
         tc = temporal_consistency(fake, real_tc, embed=clip_enc.image_embeddings, predict=fvd_x.predict)
         lo, hi = (fvd.bootstrap.low, fvd.bootstrap.high) if fvd.bootstrap is not None else (float("nan"),) * 2

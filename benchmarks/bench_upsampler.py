@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_interpolation import timed  # noqa: E402 - the same median-of-repeats timer, CUDA synchronised
 
 #: SR model sizes for the speed run (UpsamplerUNet keys); every level convolutional, no attention
 PRESETS = {
@@ -57,22 +58,6 @@ PRESETS = {
     "tiny": {"block_out_channels": (8, 16), "layers_per_block": 1, "norm_num_groups": 4},
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def timed(fn, device: str, repeats: int, warmup: int) -> float:
-    """Median wall seconds of fn() (CUDA synchronised)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> None:
