@@ -206,6 +206,11 @@ time.sleep(300)
 """
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
     run_id, child, reaper_pid = proc.stdout.readline().split()
+    # /proc/<pid>/environ can read empty for a moment after exec on a loaded (or sandboxed) kernel:
+    # poll for the mark instead of reading it once (a single read failed once in CI)
+    deadline = time.monotonic() + 10
+    while reaper.marked_processes(run_id) != [int(child)] and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert reaper.marked_processes(run_id) == [int(child)]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
