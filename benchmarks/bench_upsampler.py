@@ -27,6 +27,7 @@ model's own default). Metrics, all at 256 px:
 
 Usage (repo root):
     python benchmarks/bench_upsampler.py speed --preset paper --steps 20 --dtype bf16 --frame-batch 16,4
+    python benchmarks/bench_upsampler.py speed --preset paper --patch-size 4 --steps 20 --keyframe-seconds S
     python benchmarks/bench_upsampler.py quality --checkpoint aug=OUT/upsampler --checkpoint noaug=OUT2/upsampler
     python benchmarks/bench_upsampler.py speed --preset tiny --device cpu --steps 1 --frames 2 --side 32 \\
         --keyframe-config tiny --keyframe-steps 1 --repeats 1           # CPU smoke
@@ -81,12 +82,12 @@ def speed(args) -> dict:
 
     device, dtype = args.device, DTYPES[args.dtype] if not args.device.startswith("cpu") else torch.float32
     torch.manual_seed(0)
-    model = UpsamplerUNet(**PRESETS[args.preset]).to(device, dtype).eval()
+    model = UpsamplerUNet(**PRESETS[args.preset], patch_size=args.patch_size).to(device, dtype).eval()
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
     n_params = sum(p.numel() for p in model.parameters())
     clip = torch.rand(1, 3, args.frames, args.side, args.side, device=device) * 2 - 1
-    res = {"preset": args.preset, "parameters": n_params, "device": device, "dtype": str(dtype).split(".")[-1],
+    res = {"preset": args.preset, "patch_size": args.patch_size, "parameters": n_params, "device": device, "dtype": str(dtype).split(".")[-1],
            "steps": args.steps, "frames": args.frames, "side_in": args.side, "side_out": 4 * args.side, "runs": []}  # fmt: skip
     if device.startswith("cuda"):
         res["gpu"] = torch.cuda.get_device_name()
@@ -117,7 +118,7 @@ def speed(args) -> dict:
         r["ratio_to_keyframes"] = r["seconds_per_clip"] / kf
         mem = "-" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
         rows.append([str(r["frame_batch"]), f"{r['seconds_per_clip']:.2f}", mem, f"{r['ratio_to_keyframes']:.2f}"])
-    table(f"SR '{args.preset}' ({n_params / 1e6:.2f} M parameters): {args.frames} frames {args.side} -> {4 * args.side}, "
+    table(f"SR '{args.preset}' patch {args.patch_size} ({n_params / 1e6:.2f} M parameters): {args.frames} frames {args.side} -> {4 * args.side}, "
           f"{args.steps} DDIM steps, {res['dtype']}, {device}",
           ["frame batch", "s per clip", "peak GiB", "x key-frame stage"], rows)  # fmt: skip
     print(f"key-frame stage: {kf:.2f} s per clip ({res['keyframes_source']})")
@@ -269,6 +270,8 @@ def main() -> None:
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("speed", help="paper-scale speed with random weights, against the key-frame stage")
     s.add_argument("--preset", choices=list(PRESETS), default="paper")
+    s.add_argument("--patch-size", type=int, default=1,
+                   help="UpsamplerUNet patch_size: the U-Net runs at 1/p of the output side (4: the input's grid)")
     s.add_argument("--steps", type=int, default=20, help="DDIM steps of the SR stage")
     s.add_argument("--frames", type=int, default=16)
     s.add_argument("--side", type=int, default=256, help="input side (output: 4x)")

@@ -48,6 +48,24 @@ def test_shapes_and_layout():
         UpsamplerUNet(**TINY, max_noise_level=10, default_noise_level=20)
 
 
+def test_patches_fold_pixels_into_channels_and_back():
+    """patch_size p: the U-Net runs on the input folded p x p into channels, its output unfolded."""
+    model = UpsamplerUNet(**TINY, patch_size=2).eval()
+    assert model.unet.conv_in.in_channels == 24 and model.unet.conv_out.out_channels == 12
+    x, low = inputs(side=32)
+    t, level = torch.tensor([10, 900]), torch.tensor([0, 100])
+    out = model(x, t, low, level).sample
+    assert out.shape == x.shape
+    folded = torch.nn.functional.pixel_unshuffle(torch.cat([x, model.condition(low, (32, 32))], 1), 2)
+    expected = torch.nn.functional.pixel_shuffle(model.unet(folded, t, None, class_labels=level).sample, 2)
+    torch.testing.assert_close(out, expected)
+    assert torch.equal(model(x, t, low, level, return_dict=False)[0], out)
+    with pytest.raises(ValueError, match="multiples of patch_size"):
+        UpsamplerUNet(**TINY, patch_size=8)(torch.randn(1, 3, 36, 36), 1, torch.randn(1, 3, 9, 9))
+    with pytest.raises(ValueError, match="patch_size must be"):
+        UpsamplerUNet(**TINY, patch_size=0)
+
+
 def test_the_low_resolution_input_and_its_level_condition_the_output():
     model = tiny_upsampler()
     x, low = inputs()

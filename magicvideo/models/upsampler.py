@@ -33,6 +33,13 @@ there, the default here), and the level enters the U-Net through ``class_labels`
   (:func:`sample_noise_levels`), one draw per image; a model trained without augmentation (the
   ablation) stores ``noise_augmentation: false`` and ``default_noise_level: 0``, the only level
   it has seen.
+- **Patches for large outputs** (``patch_size``, default 1: off). At 1024 px a pixel U-Net's top
+  level runs on a million positions per frame; with ``patch_size = p`` the 6-channel input is
+  folded into ``6 p^2`` channels at ``1/p`` the side (``pixel_unshuffle``) and the output unfolded
+  back (``pixel_shuffle``), so the U-Net's first level runs at the low-resolution input's grid for
+  p = 4. This is simple diffusion's way to high resolution (Hoogeboom et al. 2023, "simple
+  diffusion: end-to-end diffusion for high resolution images", sec. 3: the first layer downsamples,
+  as a ViT's patch embedding); the upscaler needs none since its VAE does the folding.
 - **No classifier-free guidance** at sampling (the upscaler defaults to 9 with text); text
   conditioning is optional (``cross_attention_dim``) and off in the shapes model, whose frames
   come with no caption at SR time.
@@ -67,6 +74,8 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
 
     Args:
         scale_factor: how much larger the output is than the input (4).
+        patch_size: the U-Net sees ``p x p`` pixel patches folded into channels (module docstring);
+            output sides must be multiples of ``p`` times the U-Net's total downsampling.
         block_out_channels, layers_per_block, down_block_types, up_block_types, mid_block_type,
             norm_num_groups, attention_head_dim: the ``UNet2DConditionModel``'s (block types default
             to ``DownBlock2D`` / ``UpBlock2D`` at every level and a middle block without attention:
@@ -87,6 +96,7 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
     def __init__(
         self,
         scale_factor: int = 4,
+        patch_size: int = 1,
         block_out_channels: tuple[int, ...] = (32, 48, 64, 96),
         layers_per_block: int = 1,
         down_block_types: tuple[str, ...] | None = None,
@@ -107,6 +117,8 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
         super().__init__()
         if scale_factor < 1:
             raise ValueError(f"scale_factor must be >= 1, got {scale_factor}")
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
         if not 0 <= default_noise_level <= max_noise_level < num_train_timesteps:
             raise ValueError(f"need 0 <= default_noise_level ({default_noise_level}) <= max_noise_level "
                              f"({max_noise_level}) < num_train_timesteps ({num_train_timesteps})")  # fmt: skip
@@ -123,7 +135,7 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
                              f"blocks {down} / {mid_block_type} / {up}")  # fmt: skip
         text = {"cross_attention_dim": cross_attention_dim} if cross_attention_dim is not None else {}
         self.unet = UNet2DConditionModel(
-            sample_size=None, in_channels=6, out_channels=3, down_block_types=down, up_block_types=up,
+            sample_size=None, in_channels=6 * patch_size**2, out_channels=3 * patch_size**2, down_block_types=down, up_block_types=up,
             mid_block_type=mid_block_type, block_out_channels=tuple(block_out_channels),
             layers_per_block=layers_per_block, norm_num_groups=norm_num_groups,
             attention_head_dim=attention_head_dim, class_embed_type="timestep", **text,
@@ -177,10 +189,12 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
             encoder_hidden_states: text tokens ``(N, L, cross_attention_dim)``; required with text
                 conditioning, refused without.
         """
-        s = self.config.scale_factor
+        s, p = self.config.scale_factor, self.config.patch_size
         if sample.ndim != 4 or sample.shape[1] != 3:
             raise ValueError(f"sample must be (N, 3, H, W), got {tuple(sample.shape)}")
         h, w = sample.shape[-2:]
+        if h % p or w % p:
+            raise ValueError(f"sample sides {(h, w)} must be multiples of patch_size {p}")
         if low_res.shape[0] != sample.shape[0] or tuple(low_res.shape[1:]) != (3, h // s, w // s) or h % s or w % s:
             raise ValueError(f"low_res must be (N, 3, H/{s}, W/{s}) for sample {tuple(sample.shape)}, got "
                              f"{tuple(low_res.shape)}")  # fmt: skip
@@ -190,8 +204,13 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
         level = self.config.default_noise_level if noise_level is None else noise_level
         level = torch.as_tensor(level, device=sample.device).reshape(-1).expand(sample.shape[0])
         x = torch.cat([sample, self.condition(low_res.to(sample.dtype), (h, w))], dim=1)
-        return self.unet(x, timestep, encoder_hidden_states=encoder_hidden_states, class_labels=level,
-                         return_dict=return_dict)  # fmt: skip
+        if p == 1:
+            return self.unet(x, timestep, encoder_hidden_states=encoder_hidden_states, class_labels=level,
+                             return_dict=return_dict)  # fmt: skip
+        out = self.unet(F.pixel_unshuffle(x, p), timestep, encoder_hidden_states=encoder_hidden_states,
+                        class_labels=level).sample  # fmt: skip
+        out = F.pixel_shuffle(out, p)
+        return UNet2DConditionOutput(sample=out) if return_dict else (out,)
 
 
 # ---- degradation and augmentation draws --------------------------------------------------------
