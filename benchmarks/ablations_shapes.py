@@ -18,7 +18,10 @@ the run seed and the prompt's index, so it does not depend on the batch), then
         [--steps 25] [--json F] [--plot F] [--save-clips DIR]
 
 ``--pipeline NAME=DIR`` scores any other saved pipeline beside the variants (e.g. the committed
-``checkpoints/shapes/pipeline``, to compare a retrained chain with it). ``--save-clips DIR`` writes
+``checkpoints/shapes/pipeline``, to compare a retrained chain with it); ``NAME=DIR:steps=4:guidance=1``
+samples that one with its own steps and guidance instead of ``--steps`` / ``--guidance`` (a distilled
+student beside its teacher: ``--variants "" --pipeline teacher25=P --pipeline teacher50=P:steps=50
+--pipeline student4=S:steps=4:guidance=1``). ``--save-clips DIR`` writes
 every generated clip into ``DIR/<name>.npz`` (uint8 ``clips`` [N, 16, H, W, 3] at 8 fps, ``prompts``), to be
 scored later by other extractors (the Kinetics-400 I3D on a CPU: ``benchmarks/ablations_kinetics.py``).
 
@@ -42,8 +45,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="the chain's folder (data/, pipeline/, classifier/, clip/, ablations/)")
     ap.add_argument("--variants", default="full,no_adaptor,bidirectional,no_temporal,no_pretraining")
-    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR",
-                    help="also score this saved pipeline under NAME (repeatable)")
+    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR[:steps=N][:guidance=G]",
+                    help="also score this saved pipeline under NAME, optionally with its own steps / guidance (repeatable)")
     ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
     ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
     ap.add_argument("--save-clips", help="write the generated clips here, DIR/<name>.npz (uint8, lossless)")
@@ -56,6 +59,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline", default="full", help="the run the others are paired against (a variant or --pipeline NAME)")
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--plot", help="write the Fig. 7-style chart here (PNG)")
     args = ap.parse_args()
@@ -97,13 +101,20 @@ def main() -> int:
     per_run = {}  # variant -> FVD features and per-clip scores, for the paired differences against full
     print(f"{len(records)} prompts, {len(real)} reference clips, {dev}, {args.steps} DDIM steps, CFG {args.guidance}")
     rows = []
-    runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip())) for v in args.variants.split(",") if v.strip()]
+    default = {"steps": args.steps, "guidance": args.guidance}
+    runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip()), default)
+            for v in args.variants.split(",") if v.strip()]
     for spec in args.pipeline:
-        name, _, path = spec.partition("=")
-        if not path:
-            ap.error(f"--pipeline takes NAME=DIR, got {spec!r}")
-        runs.append((name, name, Path(path)))
-    for label, variant, folder in runs:
+        name, _, rest = spec.partition("=")
+        path, *opts = rest.split(":")
+        try:
+            sampler = {**default, **{k: (int if k == "steps" else float)(v) for k, _, v in (o.partition("=") for o in opts)}}
+        except ValueError:
+            ap.error(f"--pipeline takes NAME=DIR[:steps=N][:guidance=G], got {spec!r}")
+        if not path or not name or set(sampler) != set(default):
+            ap.error(f"--pipeline takes NAME=DIR[:steps=N][:guidance=G], got {spec!r}")
+        runs.append((name, name, Path(path), sampler))
+    for label, variant, folder, sampler in runs:
         if not (folder / "model_index.json").is_file():
             print(f"{variant}: no pipeline at {folder}; skipped")
             continue
@@ -114,7 +125,7 @@ def main() -> int:
         for i in range(0, len(records), args.batch_size):
             batch = records[i : i + args.batch_size]
             seeds = [args.seed * 1_000_003 + i + j for j in range(len(batch))]
-            clips.append(pipe([r.prompt for r in batch], num_inference_steps=args.steps, guidance_scale=args.guidance,
+            clips.append(pipe([r.prompt for r in batch], num_inference_steps=sampler["steps"], guidance_scale=sampler["guidance"],
                               guidance_rescale=args.guidance_rescale, seed=seeds).frames)  # fmt: skip
         fake = np.concatenate(clips)
         gen_s = time.perf_counter() - t0
@@ -126,7 +137,7 @@ def main() -> int:
         row = {"variant": label, "fvd": fvd.value, "fvd_ci_low": lo, "fvd_ci_high": hi, "fid": fid.value,
                **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")}, **tc.metrics(),
                "generation_s": gen_s, "clips": len(fake), "seed": args.seed, "key": variant,
-               "sampler": {"steps": args.steps, "guidance": args.guidance, "guidance_rescale": args.guidance_rescale}}  # fmt: skip
+               "sampler": {**sampler, "guidance_rescale": args.guidance_rescale}}  # fmt: skip
         per_run[variant] = {"fvd_features": features(fake),
                             "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),
                             "pixel_change": pixel_change(fake)}  # fmt: skip
@@ -135,16 +146,16 @@ def main() -> int:
             np.savez_compressed(Path(args.save_clips) / f"{variant}.npz", clips=fake[: args.save_limit],
                                 prompts=np.array([r.prompt for r in records][: args.save_limit]))  # fmt: skip
         rows.append(row)
-        print(f"{label:30s} FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
+        print(f"{label:30s} [{sampler['steps']} steps, CFG {sampler['guidance']:g}] FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
               f"attr acc mean {acc.mean:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in acc.accuracy.items()) +
               f"  change x{tc.pixel_change_ratio:.2f} px, x{tc.frame_change_ratio:.2f} CLIP; stability "
               + " ".join(f"{k} {v:.2f}" for k, v in (tc.stability or {}).items()) + f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
         del pipe
-    if "full" in per_run:  # paired differences against the full model: same prompts, same sample seeds
-        base = per_run["full"]
+    if args.baseline in per_run:  # paired differences against the baseline (full): same prompts, same sample seeds
+        base = per_run[args.baseline]
         for row in rows:
             v = per_run[row["key"]]
-            if row["key"] == "full":
+            if row["key"] == args.baseline:
                 continue
             d = paired_frechet_difference(v["fvd_features"], base["fvd_features"], ref_features=real_feats,
                                           num_replicates=args.bootstrap, seed=args.seed)  # fmt: skip
@@ -154,7 +165,7 @@ def main() -> int:
                 m = paired_mean_difference(v[key], base[key], seed=args.seed)
                 row.update({f"paired/{name}_diff": m.diff, f"paired/{name}_low": m.low, f"paired/{name}_high": m.high,
                             f"paired/{name}_p": m.p_value})  # fmt: skip
-            print(f"{row['variant']:30s} - full: FVD {d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}] p={d.p_value:.3f}; "
+            print(f"{row['variant']:30s} - {args.baseline}: FVD {d.diff:+.2f} [{d.low:+.2f}, {d.high:+.2f}] p={d.p_value:.3f}; "
                   f"attr mean {row['paired/attr_mean_diff']:+.3f} [{row['paired/attr_mean_low']:+.3f}, "
                   f"{row['paired/attr_mean_high']:+.3f}] p={row['paired/attr_mean_p']:.3f}", flush=True)  # fmt: skip
     if args.features:

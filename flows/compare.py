@@ -36,21 +36,49 @@ def _groups(runs: pd.DataFrame, benchmarks: list[str] | None):
             yield (bench if st == "keyframes" else f"{bench} [{st}]"), bench, df
 
 
+#: the sampler settings that make one checkpoint's runs different rows (a distilled student at 4 steps and
+#: guidance 1 beside its teacher at 25 and 50 steps with CFG); runs logged without them are keyed as before
+SAMPLER_PARAMS = {"params.sampler.scheduler": "scheduler", "params.sampler.num_inference_steps": "steps",
+                  "params.sampler.guidance_scale": "guidance"}
+
+
+def _run_keys(df: pd.DataFrame) -> list[str]:
+    """What tells two rows of a table apart: checkpoint id, ablation label and the sampler settings."""
+    return ["tags.checkpoint_id"] + [k for k in ("tags.ablation", *SAMPLER_PARAMS) if k in df]
+
+
+def _labels(df: pd.DataFrame) -> pd.Series:
+    """Checkpoint labels, with the steps and guidance appended where one label has runs of several samplers."""
+    labels = df["tags.checkpoint_label"].astype(str)
+    params = [k for k in SAMPLER_PARAMS if k in df]
+    if not params:
+        return labels
+    sampler = df[params].astype(str).agg(", ".join, axis=1)
+    several = sampler.groupby(labels).transform("nunique") > 1
+    steps = df.get("params.sampler.num_inference_steps", pd.Series("?", index=df.index)).astype(str)
+    cfg = df.get("params.sampler.guidance_scale", pd.Series("?", index=df.index)).astype(str)
+    return labels.where(~several, labels + " @" + steps + " steps, cfg " + cfg)
+
+
 def compare(uri: str | None = None, experiment: str = "magicvideo-eval", plot_dir: str | Path | None = None,
             benchmarks: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation), by step; a
-    later cascade stage's runs in their own table, ``"<benchmark> [<stage>]"``."""
+    """``{benchmark: table}``: the latest finished child run per (checkpoint id, ablation, sampler settings), by
+    step; a later cascade stage's runs in their own table, ``"<benchmark> [<stage>]"``. The sampler's steps and
+    guidance are columns, so a few-step student and its teacher (evaluated in separate runs, each with its own
+    ``sampler.num_inference_steps`` / ``guidance_scale``) are rows of one table."""
     runs = _finished_checkpoint_runs(tracking.tracking_uri(uri), experiment)
     if runs is None:
         return {}
     out = {}
     for bench, _, df in _groups(runs, benchmarks):
-        keys = ["tags.checkpoint_id"] + (["tags.ablation"] if "tags.ablation" in df else [])
-        df = df.drop_duplicates(keys, keep="first")  # newest run of each checkpoint
+        df = df.drop_duplicates(_run_keys(df), keep="first")  # newest run of each checkpoint and sampler
         step = pd.to_numeric(df["params.checkpoint.step"], errors="coerce")
-        table = pd.DataFrame({"checkpoint": df["tags.checkpoint_label"], "step": step})
+        table = pd.DataFrame({"checkpoint": _labels(df), "step": step})
         if "tags.ablation" in df:
             table["ablation"] = df["tags.ablation"]
+        for param, col in SAMPLER_PARAMS.items():
+            if param in df and col != "scheduler":
+                table[col] = pd.to_numeric(df[param], errors="coerce")
         for c in COLUMNS:
             if f"metrics.{c}" in df:
                 table[c] = df[f"metrics.{c}"]
@@ -79,9 +107,10 @@ PAIRED_PER_CLIP = ("clipsim", "attr_acc/mean")
 
 
 def _latest_child_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The newest finished run per (checkpoint id, ablation), ordered as ``compare``'s table (step, label)."""
-    keys = ["tags.checkpoint_id"] + (["tags.ablation"] if "tags.ablation" in runs else [])
-    df = runs.drop_duplicates(keys, keep="first").copy()
+    """The newest finished run per (checkpoint id, ablation, sampler), ordered as ``compare``'s table (step,
+    label); ``tags.checkpoint_label`` made distinct where one checkpoint was run with several samplers."""
+    df = runs.drop_duplicates(_run_keys(runs), keep="first").copy()
+    df["tags.checkpoint_label"] = _labels(df)
     steps = df["params.checkpoint.step"] if "params.checkpoint.step" in df else pd.Series(None, index=df.index)
     df["_step"] = pd.to_numeric(steps, errors="coerce")
     return df.sort_values(["_step", "tags.checkpoint_label"], na_position="last").reset_index(drop=True)

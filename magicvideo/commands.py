@@ -21,7 +21,8 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    help="a prompt (repeat for several clips)")
     p.add_argument("--negative-prompt", default="", type=utf8_text, help="what to steer away from (CFG)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the first clip; clip k uses seed + k")
-    p.add_argument("--steps", type=positive_int, help="denoising steps (default: the config's)")
+    p.add_argument("--steps", type=positive_int,
+                   help="denoising steps (default: the config's; a distilled student's own, from its distillation.json)")
     p.add_argument("--guidance", type=non_negative_float,
                    help="classifier-free guidance scale, 1 = off (default: the config's)")
     p.add_argument("--scheduler", help="ddim, dpm++, euler, euler_a, pndm, ddpm, unipc (default: the config's)")
@@ -40,6 +41,15 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-level", type=non_negative_int,
                    help="with the upsample stage: the noise-conditioning augmentation level of its input, 0..the "
                         "model's max_noise_level (default: the model's default_noise_level, 20)")
+    p.add_argument("--num-frames", type=positive_int,
+                   help="frames of the clip (default: the model's window, 16); more makes a sliding-window clip of "
+                        "exactly N frames, each window continuing the previous one's last --overlap frames "
+                        "(through the pipeline's i2v model if it has one; magicvideo.long_video)")
+    p.add_argument("--overlap", type=positive_int, default=1,
+                   help="with --num-frames above the window: frames shared by consecutive windows (default 1)")
+    p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v",
+                   help="t2v: the key-frame model makes the clip; magic141: a text-to-image U-Net makes the first "
+                        "frame, then the image-to-video model the clip (Magic 1-For-1)")
     app = p.add_mutually_exclusive_group()
     app.add_argument("--image", type=Path, help="image-to-video (4.3): this image is the first frame (its latent "
                      "is held fixed while the others are sampled)")
@@ -51,6 +61,17 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    window = None
+    if args.pipeline and (args.pipeline / "unet" / "config.json").is_file():
+        import json
+
+        window = json.loads((args.pipeline / "unet" / "config.json").read_text()).get("num_frames")
+    if window and args.overlap >= window:
+        raise ValueError(f"--overlap must be below the model's window of {window} frames, got {args.overlap}")
+    if args.video and (args.mode != "t2v" or (args.num_frames and window and args.num_frames > window)):
+        raise ValueError("--video (variation / editing) takes one window: no --mode magic141, no --num-frames above it")
+    if args.image and args.mode == "magic141":
+        raise ValueError("--image gives the first frame; --mode magic141 makes it from the text: use one of them")
     if "upsample" not in args.stages and (args.noise_level is not None or args.upsample_steps is not None):
         raise ValueError("--noise-level and --upsample-steps set the upsample stage: add it to --stages")
     if args.pipeline:  # a missing file or truncated weights: one line, before torch is even imported
@@ -67,6 +88,12 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.pipeline:
         pipe = MagicVideoPipeline.from_pretrained(args.pipeline)
         steps, guidance, fps = 50, 7.5, 8.0
+        distilled = args.pipeline / "distillation.json"  # a distilled student samples as it was trained
+        if distilled.is_file():
+            import json
+
+            sample_with = json.loads(distilled.read_text()).get("sample_with", {})
+            steps, guidance = sample_with.get("num_inference_steps", steps), sample_with.get("guidance_scale", guidance)
     else:
         cfg = load_model_config(args.config)
         pipe = build_pipeline(cfg, weights=args.weights)
@@ -115,6 +142,9 @@ def run_generate(args: argparse.Namespace) -> int:
         stages=stages,
         upsample_steps=args.upsample_steps,
         upsample_noise_level=args.noise_level,
+        num_frames=args.num_frames,
+        overlap=args.overlap,
+        mode=args.mode,
         **inputs,
     ).frames
     elapsed = time.perf_counter() - start

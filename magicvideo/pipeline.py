@@ -49,7 +49,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .conditioning import encode_prompts
-from .models import InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
+from .models import ImageToVideoUNet, InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
 from .stages import OPTIONAL_STAGES, STAGE_COMPONENTS, STAGES, resolve_stages  # noqa: F401 - re-exported
 
 SCHEDULERS = {
@@ -97,11 +97,14 @@ class MagicVideoPipeline(DiffusionPipeline):
     (CLIP vision tower with projection, whose width is the interpolation U-Net's
     ``cross_attention_dim``); a folder without them loads with both None. Optional, for the
     "upsample" stage (3.4): ``upsampler`` (`UpsamplerUNet`, with its own noise schedule in its
-    config; text-conditioned ones read the ``text_encoder``'s hidden states).
+    config; text-conditioned ones read the ``text_encoder``'s hidden states). Optional, for Magic
+    1-For-1's modes (:mod:`magicvideo.long_video`): ``i2v`` (`ImageToVideoUNet`, with the
+    ``image_encoder``): image-to-video, ``mode="magic141"`` and sliding-window long clips
+    (``num_frames`` > 16); ``t2i_unet`` (a diffusers ``UNet2DConditionModel``): magic141's first frame.
     """
 
-    model_cpu_offload_seq = "text_encoder->unet->image_encoder->interpolation->vae->upsampler"
-    _optional_components = ["interpolation", "image_encoder", "upsampler"]
+    model_cpu_offload_seq = "text_encoder->t2i_unet->unet->image_encoder->i2v->interpolation->vae->upsampler"
+    _optional_components = ["interpolation", "image_encoder", "upsampler", "i2v", "t2i_unet"]
 
     def __init__(
         self,
@@ -113,10 +116,13 @@ class MagicVideoPipeline(DiffusionPipeline):
         interpolation: InterpolationUNet | None = None,
         image_encoder: CLIPVisionModelWithProjection | None = None,
         upsampler: UpsamplerUNet | None = None,
+        i2v: ImageToVideoUNet | None = None,
+        t2i_unet=None,
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-                              interpolation=interpolation, image_encoder=image_encoder, upsampler=upsampler)  # fmt: skip
+                              interpolation=interpolation, image_encoder=image_encoder, upsampler=upsampler,
+                              i2v=i2v, t2i_unet=t2i_unet)  # fmt: skip
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     def set_scheduler(self, name: str, **overrides) -> None:
@@ -222,6 +228,8 @@ class MagicVideoPipeline(DiffusionPipeline):
         upsample_noise_level: int | None = None,
         upsample_scheduler: str = "ddim",
         upsample_frame_batch: int = 16,
+        mode: str = "t2v",
+        overlap: int = 1,
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -232,7 +240,8 @@ class MagicVideoPipeline(DiffusionPipeline):
             seed: one seed per clip (a single int is used for every clip); sample k's noise comes
                 from ``torch.Generator("cpu").manual_seed(seed[k])`` (each later stage: from its
                 own seed derived from seed[k], :func:`stage_seed`).
-            num_frames: key frames F (default: the U-Net's ``num_frames``, 16).
+            num_frames: key frames F (default: the U-Net's ``num_frames``, 16). More than that makes a
+                sliding-window clip of exactly `num_frames` frames (:mod:`magicvideo.long_video`).
             height, width: output size in pixels (default: the size of `image` / `video`, else the
                 U-Net's ``sample_size`` x 8).
             fps: the key frames' frame rate nu (FPS conditioning, eq. 5); the interpolated clip
@@ -269,6 +278,10 @@ class MagicVideoPipeline(DiffusionPipeline):
                 upsampler's ``default_noise_level``, 20 for a model trained with augmentation).
             upsample_scheduler: its sampler (a :func:`make_scheduler` name; default DDIM).
             upsample_frame_batch: frames per upsampler forward (memory; results do not depend on it).
+            mode: "t2v" (the key-frame model makes the clip) or "magic141" (Magic 1-For-1: the
+                ``t2i_unet``, else the key-frame model's frame 0, makes the first frame, then the
+                ``i2v`` model makes the clip; :mod:`magicvideo.long_video`).
+            overlap: frames each sliding window continues from the previous one (1..15).
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -289,7 +302,7 @@ class MagicVideoPipeline(DiffusionPipeline):
                 raise ValueError("keyframe_latents replace the keyframes stage: pass stages=('interpolate',)")
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
-                eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale,
+                eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale, mode, overlap,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -324,7 +337,10 @@ class MagicVideoPipeline(DiffusionPipeline):
 
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
-                   guidance_rescale=0.0):  # fmt: skip
+                   guidance_rescale=0.0, mode="t2v", overlap=1):  # fmt: skip
+        from .long_video import check_mode, window_count
+
+        check_mode(mode)
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
@@ -335,6 +351,15 @@ class MagicVideoPipeline(DiffusionPipeline):
             raise ValueError("no prompts given")
         seeds = _seeds(seed, batch)
         num_frames = num_frames or self.unet.config.num_frames
+        window = self.unet.config.num_frames
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
+        window_count(num_frames, window, overlap)  # validates overlap
+        magic = (mode == "magic141" or num_frames > window or (image is not None and self.i2v is not None)
+                 or (num_frames < window and self.unet.config.use_adaptor))  # fewer: one window, cut
+        if video is not None and magic:
+            raise ValueError(f"video variation / editing takes one {window}-frame window: num_frames <= {window}, "
+                             "mode 't2v'")  # fmt: skip
         device, dtype = self._execution_device, self.unet.dtype
         given = None  # the application's pixels: (B, 3, F, H, W) in [-1, 1]
         if image is not None:
@@ -365,6 +390,12 @@ class MagicVideoPipeline(DiffusionPipeline):
             cond = torch.cat([negative_prompt_embeds.to(device, dtype), prompt_embeds])
         else:
             cond = prompt_embeds
+        if magic:  # Magic 1-For-1: magic141, the I2V model, sliding windows
+            from .long_video import generate
+
+            latents = generate(self, cond, seeds, num_frames, height, width, fps, num_inference_steps, guidance_scale,
+                               eta, guidance_rescale, image=given, mode=mode, overlap=overlap)  # fmt: skip
+            return latents, seeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
@@ -543,7 +574,10 @@ class MagicVideoPipeline(DiffusionPipeline):
         frame attend to frame 0, and frame 0 attends to itself only, so it never sees the frames
         it conditions; no retraining is needed. With the VideoVAE's directed temporal layers
         frame 0 also decodes on its own: the output's first frame is the image's VAE
-        reconstruction. `kwargs` are those of ``__call__`` (seed, steps, stages, ...)."""
+        reconstruction. With an ``i2v`` component (:class:`~magicvideo.models.ImageToVideoUNet`) the
+        I2V model makes the clip instead: the image latent is concatenated to the noise and its CLIP
+        embedding joins the text in the cross-attention (:mod:`magicvideo.long_video`). `kwargs` are
+        those of ``__call__`` (seed, steps, stages, num_frames, ...)."""
         return self(prompt, image=image, **kwargs)
 
     def video_variation(self, video, strength: float = 0.6, prompt: str | Sequence[str] = "", **kwargs
@@ -571,15 +605,25 @@ def stage_seed(seed: int, stage: str) -> int:
     return int(hashlib.sha256(f"{int(seed)}:{stage}".encode()).hexdigest()[:15], 16)
 
 
-def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyframes",)) -> str:
+def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyframes",), mode: str = "t2v",
+                     num_frames: int | None = None, image: bool = False) -> str:
     """A stable identity (SHA-256 hex) of a cascade run from a saved pipeline folder: the stage
     names, and the relative paths and contents of the files of every component those stages
     read (:data:`STAGE_COMPONENTS`; ``model_index.json`` and other folders are not read). So
     adding an ``interpolation/`` model to a folder leaves its key-frame samples' identity as it
     was, and the same folder run to 61 frames has another. For the sample store's content
     address: a sample of the "interpolate" stage should be addressed with the whole chain,
-    ``("keyframes", "interpolate")``, since its key frames come from the first stage."""
+    ``("keyframes", "interpolate")``, since its key frames come from the first stage.
+
+    `mode` "magic141", `num_frames` above the U-Net's window (a sliding-window clip) or `image`
+    (image-to-video, which reads the I2V model when the folder has one) add the
+    components those read (:func:`magicvideo.stages.mode_components`: ``i2v``, ``image_encoder``,
+    ``t2i_unet``), each hashed when the folder holds it and recorded as absent otherwise (the
+    pipeline then takes its fallback); the defaults give the identity as before."""
     import hashlib
+    import json
+
+    from .stages import mode_components
 
     root = Path(folder)
     if not (root / "model_index.json").is_file():
@@ -587,6 +631,18 @@ def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyfram
     names = resolve_stages(stages)
     h = hashlib.sha256(("stages:" + ",".join(names) + "\0").encode())
     components = sorted({c for s in names for c in STAGE_COMPONENTS[s]})
+    window = num_frames
+    if num_frames is not None and (root / "unet" / "config.json").is_file():
+        window = json.loads((root / "unet" / "config.json").read_text()).get("num_frames", 16)
+    long = num_frames is not None and num_frames > window
+    extra = [c for c in mode_components(mode, long or image) if c not in components]
+    if extra:
+        h.update(f"mode:{mode};frames:{num_frames};image:{int(image)}\0".encode())
+        for comp in extra:
+            if not (root / comp).is_dir():
+                h.update(f"absent:{comp}\0".encode())
+                continue
+            components.append(comp)
     for comp in components:
         sub = root / comp
         if not sub.is_dir():
@@ -615,6 +671,21 @@ def add_upsampler(folder: str | Path, upsampler) -> Path:
     a complete SR checkpoint on its own, what ``magicvideo upsample --checkpoint`` reads) and its
     ``model_index.json`` entry; the other components' files are left as they are."""
     return _add_components(folder, {"upsampler": (upsampler, [type(upsampler).__module__, type(upsampler).__name__])})
+
+
+def add_i2v(folder: str | Path, i2v=None, image_encoder=None, t2i_unet=None) -> Path:
+    """Write Magic 1-For-1's components into a saved pipeline folder: ``i2v/``
+    (:class:`~magicvideo.models.ImageToVideoUNet`), ``image_encoder/`` (when given; the I2V model
+    reads its CLIP embeddings) and ``t2i_unet/`` (a ``UNet2DConditionModel``: magic141's first
+    frame), each when given, with their ``model_index.json`` entries."""
+    parts = {}
+    if i2v is not None:
+        parts["i2v"] = (i2v, [type(i2v).__module__, type(i2v).__name__])
+    if image_encoder is not None:
+        parts["image_encoder"] = (image_encoder, ["transformers", type(image_encoder).__name__])
+    if t2i_unet is not None:
+        parts["t2i_unet"] = (t2i_unet, ["diffusers", type(t2i_unet).__name__])
+    return _add_components(folder, parts)
 
 
 def _add_components(folder: str | Path, components: dict[str, tuple]) -> Path:

@@ -53,3 +53,21 @@ def stage_chains(stages: str | Sequence[str]) -> dict[str, tuple[str, ...]]:
 def chain_frames(keyframes: int, chain: Sequence[str]) -> int:
     """Frames of a chain's output from ``keyframes`` key frames (61 from 16 with "interpolate")."""
     return INTERPOLATION_FACTOR * (keyframes - 1) + 1 if "interpolate" in chain else keyframes
+
+
+#: the optional components Magic 1-For-1's generation reads beyond the key-frame stage's
+#: (:mod:`magicvideo.long_video`): the I2V model and its CLIP image encoder for sliding windows,
+#: plus the text-to-image U-Net for magic141; a folder without one runs the documented fallback
+I2V_COMPONENTS = ("i2v", "image_encoder")
+MAGIC141_COMPONENTS = ("t2i_unet", "i2v", "image_encoder")
+
+
+def mode_components(mode: str, long: bool) -> tuple[str, ...]:
+    """Components a key-frame run reads beyond :data:`STAGE_COMPONENTS` ``["keyframes"]``: none for
+    a 16-frame ``t2v`` clip; the I2V ones when `long` (a sliding-window clip, or image-to-video);
+    magic141's always."""
+    if mode == "magic141":
+        return MAGIC141_COMPONENTS
+    if mode != "t2v":
+        raise ValueError(f"unknown mode {mode!r}; choose t2v or magic141")
+    return I2V_COMPONENTS if long else ()

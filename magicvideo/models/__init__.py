@@ -1,3 +1,4 @@
+from .i2v import ImageToVideoUNet
 from .interpolation import InterpolationUNet
 from .upsampler import UpsamplerUNet
 from .unet import AdaptedConv2d, MagicVideoUNet, MagicVideoUNetOutput, SpatioTemporalBlock, TemporalAttention
@@ -5,6 +6,7 @@ from .vae import VideoAutoencoderKL
 
 __all__ = [
     "AdaptedConv2d",
+    "ImageToVideoUNet",
     "InterpolationUNet",
     "MagicVideoUNet",
     "MagicVideoUNetOutput",

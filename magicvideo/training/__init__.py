@@ -15,6 +15,9 @@
   :class:`UpsamplerTrainer`, :func:`upsampler_loss`; images only, random crops, noise-conditioning
   augmentation (``upsampler.noise_augmentation``).
 
+- Few-step distillation (:mod:`.distill`): :class:`DistillTrainer` (DMD2, CFG folded in), a student
+  pipeline folder sampled at 4 steps and guidance 1 (``scripts/train_student.py``).
+
 - The shapes models (:mod:`.shapes`, issue 6): :func:`train_shapes` runs data -> image VAE
   (:mod:`.vae`) -> CLIP pair (:mod:`.clip`) -> text-to-image U-Net (:mod:`.t2i`) -> VideoVAE ->
   image-embedding pre-training -> text fine-tuning -> I3D attribute classifier (:mod:`.classifier`)
@@ -37,6 +40,7 @@ _EXPORTS = {
     "videovae": ["VideoVAETrainer", "build_videovae_trainer", "reconstruction_loss"],
     "shapes": ["ShapesRecipe", "load_shapes_recipe", "train_shapes"],
     "upsampler": ["UpsamplerTrainer", "build_upsampler_trainer", "upsampler_loss"],
+    "distill": ["DistillConfig", "DistillTrainer"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -135,31 +135,20 @@ class InterpolationTrainer(KeyframeTrainer):
         return add_interpolation(folder, model, self.image_embedder.vision)
 
 
-def build_interpolation_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None,
-                                max_spacing: int | None = None) -> InterpolationTrainer:  # fmt: skip
-    """Everything from the config: the model config's key-frame U-Net (random, or inflated from
-    ``pretrained_2d``, seeded by ``seed``) with the ``init_unet`` weights (a trained key-frame
-    U-Net, or an interpolation U-Net to continue from; or a saved key-frame pipeline folder,
-    whose U-Net, VAE and noise schedule are then used), turned into an
-    :class:`InterpolationUNet`; the VAE; a DDPM noise schedule from the pipeline's scheduler
-    config; the CLIP image encoder ``image_encoder``; and (unless `dataset` is given)
-    :func:`window_dataset`."""
+def keyframe_derived_unet(cfg: TrainConfig, unet_class):
+    """The pipeline and the model of a stage built on the key-frame U-Net (interpolation, I2V):
+    ``init_unet`` a saved key-frame pipeline folder (its U-Net, VAE, text encoder and noise schedule
+    are used; its frame size must be the model config's ``resolution``), or a key-frame U-Net folder,
+    or a `unet_class` folder to continue from, or none (the model config's pipeline, random or
+    inflated from ``pretrained_2d``, seeded by ``seed``); the key-frame U-Net becomes a `unet_class`
+    by its ``from_keyframe_unet``. Returns ``(pipe, unet)``."""
     import json
 
-    from diffusers import DDPMScheduler
-
     from magicvideo.build import build_pipeline
-    from magicvideo.conditioning import ImageEmbedder
 
-    if cfg.stage != "keyframe":
-        raise ValueError(f"stage: expected 'keyframe' (the interpolation model trains with the key-frame keys), got {cfg.stage!r}")
-    if not cfg.image_encoder:
-        raise ValueError("image_encoder: required (a CLIP vision model folder; the interpolation condition)")
     mc = cfg.resolved_model()
     from_pipeline = bool(cfg.init_unet) and (Path(cfg.init_unet) / "model_index.json").is_file()
     if from_pipeline:
-        # a saved key-frame pipeline: its U-Net, VAE and noise schedule (an interpolation model for a
-        # pipeline trained elsewhere, e.g. the committed checkpoints/shapes/pipeline)
         from magicvideo.pipeline import MagicVideoPipeline
 
         pipe = MagicVideoPipeline.from_pretrained(cfg.init_unet)
@@ -173,11 +162,32 @@ def build_interpolation_trainer(cfg: TrainConfig, dataset=None, device: str | to
     if cfg.init_unet and not from_pipeline:
         config_file = Path(cfg.init_unet) / "config.json"
         init_class = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
-        if init_class != InterpolationUNet.__name__:
+        if init_class != unet_class.__name__:
             load_weights(pipe.unet, cfg.init_unet)
-    unet = InterpolationUNet.from_keyframe_unet(pipe.unet)
-    if init_class == InterpolationUNet.__name__:
+    unet = unet_class.from_keyframe_unet(pipe.unet)
+    if init_class == unet_class.__name__:
         load_weights(unet, cfg.init_unet)
+    return pipe, unet
+
+
+def build_interpolation_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None,
+                                max_spacing: int | None = None) -> InterpolationTrainer:  # fmt: skip
+    """Everything from the config: the model config's key-frame U-Net (random, or inflated from
+    ``pretrained_2d``, seeded by ``seed``) with the ``init_unet`` weights (a trained key-frame
+    U-Net, or an interpolation U-Net to continue from; or a saved key-frame pipeline folder,
+    whose U-Net, VAE and noise schedule are then used), turned into an
+    :class:`InterpolationUNet`; the VAE; a DDPM noise schedule from the pipeline's scheduler
+    config; the CLIP image encoder ``image_encoder``; and (unless `dataset` is given)
+    :func:`window_dataset`."""
+    from diffusers import DDPMScheduler
+
+    from magicvideo.conditioning import ImageEmbedder
+
+    if cfg.stage != "keyframe":
+        raise ValueError(f"stage: expected 'keyframe' (the interpolation model trains with the key-frame keys), got {cfg.stage!r}")
+    if not cfg.image_encoder:
+        raise ValueError("image_encoder: required (a CLIP vision model folder; the interpolation condition)")
+    pipe, unet = keyframe_derived_unet(cfg, InterpolationUNet)
     image_embedder = ImageEmbedder.from_pretrained(cfg.image_encoder)
     if image_embedder.dim != unet.config.cross_attention_dim:
         raise ValueError(f"image_encoder: projection_dim {image_embedder.dim} != the U-Net's cross_attention_dim "

@@ -1,0 +1,206 @@
+"""Sliding-window long video (Magic 1-For-1, issue point 3): drift on shapes and speed at sd15 size.
+
+* ``drift``  K clips of ``--seconds`` at 8 fps (60 s = 480 frames = 30 windows of 16) from the
+  shapes test prompts with a pipeline (default: the committed ``checkpoints/shapes/pipeline``; with
+  an ``i2v/`` component its windows go through the I2V model, else the directed-attention
+  fallback). The committed shapes classifier (``ShapesI3D``, clips at 8 fps) reads every
+  non-overlapping 16-frame window; reported: the fraction of windows after the first whose
+  predicted shape and colour (each, and both) equal the first window's (the goal: >= 0.9 for both),
+  and how often the first window's agree with the prompt.
+* ``speed``  seconds of compute per second of 8-fps video: a model config's pipeline with random
+  weights (default ``sd15``: the SD 1.5 U-Net inflated, 256x256) with its key-frame U-Net made an
+  I2V model and a random CLIP ViT-L/14 image tower, ``--speed-seconds`` of video through the
+  sliding window at ``--speed-steps`` steps (default 4, the distilled sampler's count; guidance 1),
+  latents and decoding timed apart (goal: <= 0.25 s per second of video).
+
+Usage (repo root):
+    python benchmarks/long_video.py --json long_video.json                      # GPU: both parts
+    python benchmarks/long_video.py --device cpu --smoke                        # CPU smoke (tiny, seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def drift(args) -> dict:
+    from magicvideo.data import load_benchmark
+    from magicvideo.models.classifier import ShapesI3D
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(args.device)
+    pipe.set_progress_bar_config(disable=True)
+    clf = ShapesI3D.from_pretrained(args.classifier).to(args.device).eval()
+    window = clf.config.num_frames
+    records = load_benchmark("shapes", root=args.data).manifest()[: args.clips]
+    frames = int(round(args.seconds * 8))
+    per_clip, rows = [], []
+    t0 = time.perf_counter()
+    clips = []
+    for i in range(0, len(records), args.batch_size):  # a clip does not depend on its batch
+        part = records[i : i + args.batch_size]
+        clips.extend(pipe([r.prompt for r in part], seed=[args.seed + i + j for j in range(len(part))],
+                          num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance, fps=8.0,
+                          mode=args.mode, overlap=args.overlap).frames)  # fmt: skip
+    for rec, clip in zip(records, clips):
+        n = clip.shape[0] // window
+        wins = clip[: n * window].reshape(n, window, *clip.shape[1:])  # (windows, 16, H, W, 3)
+        with torch.no_grad():
+            pred = clf.predict(clf.prepare(wins))
+        names = {a: clf.heads[a] for a in ("shape", "color")}
+        same = {a: (pred[a][1:] == pred[a][0]).cpu().numpy() for a in names}
+        both = same["shape"] & same["color"]
+        first_ok = {a: (rec.attributes or {}).get(a) == names[a][int(pred[a][0])] for a in names}
+        per_clip.append({"prompt": rec.prompt, "windows": n, "shape_same": float(same["shape"].mean()) if n > 1 else 1.0,
+                         "color_same": float(same["color"].mean()) if n > 1 else 1.0,
+                         "both_same": float(both.mean()) if n > 1 else 1.0,
+                         "first_matches_prompt": first_ok,
+                         "predicted": [f"{names['color'][int(c)]} {names['shape'][int(s)]}"
+                                       for s, c in zip(pred["shape"].tolist(), pred["color"].tolist())]})  # fmt: skip
+        rows.append(both)
+    allw = np.concatenate(rows) if rows else np.zeros(0, bool)
+    return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
+            "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap,
+            "i2v": pipe.i2v is not None, "windows_compared": int(allw.size),
+            "both_same": float(allw.mean()) if allw.size else float("nan"),
+            "shape_same": float(np.mean([c["shape_same"] for c in per_clip])),
+            "color_same": float(np.mean([c["color_same"] for c in per_clip])),
+            "first_window_prompt_shape": float(np.mean([c["first_matches_prompt"]["shape"] for c in per_clip])),
+            "first_window_prompt_color": float(np.mean([c["first_matches_prompt"]["color"] for c in per_clip])),
+            "generation_s": round(time.perf_counter() - t0, 2), "per_clip": per_clip}  # fmt: skip
+
+
+def image_encoder(cfg_name: str, dim: int):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    if cfg_name == "sd15":  # CLIP ViT-L/14 vision tower
+        config = CLIPVisionConfig(image_size=224, patch_size=14, hidden_size=1024, num_hidden_layers=24,
+                                  num_attention_heads=16, intermediate_size=4096, projection_dim=dim)  # fmt: skip
+    else:
+        config = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
+                                  num_attention_heads=2, intermediate_size=64, projection_dim=dim)  # fmt: skip
+    return CLIPVisionModelWithProjection(config)
+
+
+def speed(args) -> dict:
+    from magicvideo.build import build_pipeline, load_model_config
+    from magicvideo.models import ImageToVideoUNet
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    if args.device == "cpu":
+        dtype = torch.float32
+    cfg = load_model_config(args.config)
+    pipe = build_pipeline(cfg, weights="random", seed=0)
+    if not args.no_i2v:
+        pipe.register_modules(i2v=ImageToVideoUNet.from_keyframe_unet(pipe.unet),
+                              image_encoder=image_encoder(args.config, cfg.unet.cross_attention_dim))  # fmt: skip
+    pipe.to(args.device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    frames = int(round(args.speed_seconds * 8))
+    kw = dict(seed=[0], num_frames=frames, num_inference_steps=args.speed_steps, guidance_scale=args.speed_guidance,
+              fps=8.0, overlap=args.overlap)  # fmt: skip
+    prompt = ["a red circle moving left"]
+    with torch.no_grad():
+        pipe(prompt, **{**kw, "num_frames": cfg.num_frames + 1}, output_type="latent")  # warm-up (2 windows)
+        sync(args.device)
+        t0 = time.perf_counter()
+        z = pipe(prompt, **kw, output_type="latent").frames
+        sync(args.device)
+        t1 = time.perf_counter()
+        pipe.decode_latents(z, chunk_size=args.decode_chunk)
+        sync(args.device)
+        t2 = time.perf_counter()
+    seconds_video = frames / 8
+    res = {"config": args.config, "resolution": cfg.resolution, "device": args.device,
+           "dtype": str(dtype).split(".")[-1], "steps": args.speed_steps, "guidance": args.speed_guidance,
+           "overlap": args.overlap, "i2v": not args.no_i2v, "frames": frames, "video_seconds": seconds_video,
+           "latents_s": t1 - t0, "decode_s": t2 - t1}  # fmt: skip
+    res["total_s"] = res["latents_s"] + res["decode_s"]
+    res["s_per_video_s"] = res["total_s"] / seconds_video
+    res["latents_s_per_video_s"] = res["latents_s"] / seconds_video
+    if args.device.startswith("cuda"):
+        res["gpu"] = torch.cuda.get_device_name()
+        res["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--parts", default="drift,speed", help="drift, speed, or both (comma-separated)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--smoke", action="store_true", help="CPU smoke: 1 clip of 4 s at 2 steps; speed on the tiny config")
+    p.add_argument("--overlap", type=int, default=1, help="frames shared by consecutive windows")
+    # drift
+    p.add_argument("--pipeline", type=Path, default=ROOT / "checkpoints/shapes/pipeline")
+    p.add_argument("--classifier", type=Path, default=ROOT / "checkpoints/shapes/classifier")
+    p.add_argument("--data", type=Path, default=ROOT / "data/shapes", help="the shapes benchmark (test prompts)")
+    p.add_argument("--clips", type=int, default=8, help="K clips (test prompts in manifest order)")
+    p.add_argument("--seconds", type=float, default=60.0, help="clip length at 8 fps")
+    p.add_argument("--steps", type=int, default=25, help="drift: denoising steps per window")
+    p.add_argument("--guidance", type=float, default=7.5, help="drift: CFG scale")
+    p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8, help="drift: clips per pipeline call")
+    # speed
+    p.add_argument("--config", default="sd15", help="speed: model config (sd15 or tiny)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp16")
+    p.add_argument("--speed-seconds", type=float, default=10.0, help="speed: seconds of 8-fps video generated")
+    p.add_argument("--speed-steps", type=int, default=4)
+    p.add_argument("--speed-guidance", type=float, default=1.0)
+    p.add_argument("--decode-chunk", type=int, default=16)
+    p.add_argument("--no-i2v", action="store_true", help="speed: the directed-attention fallback instead of an I2V model")
+    p.add_argument("--json", help="write the numbers here")
+    args = p.parse_args()
+    if args.smoke:
+        args.clips, args.seconds, args.steps, args.config, args.speed_seconds = 1, 4.0, 2, "tiny", 4.0
+    parts = {x.strip() for x in args.parts.split(",") if x.strip()}
+    if not parts <= {"drift", "speed"}:
+        p.error(f"--parts: drift and/or speed, got {args.parts!r}")
+    res = {}
+    if "drift" in parts:
+        res["drift"] = drift(args)
+    if "speed" in parts:
+        res["speed"] = speed(args)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if "drift" in res:
+        d = res["drift"]
+        t = Table(title=f"drift: {d['clips']} clips x {d['seconds']:g} s ({d['frames']} frames), {d['steps']} steps, "
+                        f"CFG {d['guidance']}, overlap {d['overlap']}, {'I2V' if d['i2v'] else 'fallback'}, {d['mode']}")  # fmt: skip
+        for c in ("windows after the first", "shape same", "colour same", "both same (goal >= 0.90)",
+                  "1st window = prompt (shape / colour)"):  # fmt: skip
+            t.add_column(c, justify="right")
+        t.add_row(str(d["windows_compared"]), f"{d['shape_same']:.3f}", f"{d['color_same']:.3f}",
+                  f"{d['both_same']:.3f}", f"{d['first_window_prompt_shape']:.2f} / {d['first_window_prompt_color']:.2f}")  # fmt: skip
+        console.print(t)
+    if "speed" in res:
+        s = res["speed"]
+        t = Table(title=f"speed: {s['config']} {s['resolution']}px, {s['video_seconds']:g} s of 8-fps video, "
+                        f"{s['steps']} steps, CFG {s['guidance']}, {s['dtype']}, {s['device']}")  # fmt: skip
+        for c in ("latents s", "decode s", "total s", "s per video s (goal <= 0.25)", "latents only"):
+            t.add_column(c, justify="right")
+        t.add_row(f"{s['latents_s']:.2f}", f"{s['decode_s']:.2f}", f"{s['total_s']:.2f}", f"{s['s_per_video_s']:.3f}",
+                  f"{s['latents_s_per_video_s']:.3f}")  # fmt: skip
+        console.print(t)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()

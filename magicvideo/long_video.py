@@ -1,0 +1,153 @@
+"""Magic 1-For-1 generation modes of :class:`~magicvideo.pipeline.MagicVideoPipeline`'s key-frame
+stage: text -> image -> video (``mode="magic141"``), image-to-video through the I2V model, and
+sliding-window long videos (``num_frames`` > the model's 16-frame window).
+
+**magic141.** Frame 0 comes from a text-to-image model: the pipeline's ``t2i_unet`` (a diffusers
+``UNet2DConditionModel``, the shapes chain's ``t2i`` stage) when it has one; otherwise the key-frame
+U-Net restricted to frame 0 (:func:`~magicvideo.models.i2v.first_frame_unet`: under directed
+temporal attention that *is* frame 0 of the key-frame model, an image model). Then the clip is
+made from that frame as in image-to-video.
+
+**Image-to-video.** With an ``i2v`` component (:class:`~magicvideo.models.ImageToVideoUNet`) the
+first frame's latent is concatenated to the noise (with the mask channel) and its CLIP image
+embedding (``image_encoder``) is appended to the text tokens; frame 0 is held at the image latent
+re-noised to each step's level and is the image latent exactly at the end. Without ``i2v`` the
+pipeline's latent-replacement method is used (:meth:`MagicVideoPipeline.image_to_video`: frame 0
+held fixed, the key-frame model's directed attention carries it forward).
+
+**Sliding window** (the choice, documented): a clip of N frames is made window by window; window
+``i > 0`` is 16 frames whose first ``overlap`` frames are the previous window's last ``overlap``
+frames (clean latents), held fixed: concatenated to the noise through the I2V model when the
+pipeline has one (``k = overlap`` conditioning frames, the image token being the CLIP embedding of
+the clip's first frame, an anchor against drift), else by the key-frame model's directed attention
+with those frames replaced by their re-noised latents before every step (the fallback; the held
+frames come first and never see the new ones). Each window adds ``16 - overlap`` frames; the last
+is cut so that the clip has exactly N frames. ``overlap = 1`` (default) is Magic 1-For-1's
+first-frame conditioning, the cheapest per new frame; more overlap carries more motion.
+
+Determinism: clip k's noise is drawn from one ``torch.Generator`` seeded with ``seed[k]`` (the same
+first draw as the 16-frame key-frame stage), window after window, so a clip does not depend on its
+batch, and ``mode="t2v"`` without I2V reproduces the 16-frame clip as its first window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from torch import nn
+
+MODES = ("t2v", "magic141")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)} (t2v: the key-frame model; "
+                         "magic141: text -> image (T2I U-Net) -> video (I2V model))")  # fmt: skip
+    return mode
+
+
+def window_count(num_frames: int, window: int, overlap: int) -> int:
+    """Windows of a sliding-window clip of `num_frames` frames (1 when it fits in one window)."""
+    if not 1 <= overlap < window:
+        raise ValueError(f"overlap must be in 1..{window - 1} (frames shared by consecutive windows), got {overlap}")
+    return 1 + math.ceil(max(0, num_frames - window) / (window - overlap))
+
+
+class _ImageModel(nn.Module):
+    """A 2D ``UNet2DConditionModel`` seen as a 1-frame video model (``(B, C, 1, h, w)`` in and out),
+    for the pipeline's denoising loop; it has no FPS condition."""
+
+    def __init__(self, unet2d) -> None:
+        super().__init__()
+        self.unet2d = unet2d
+        self.config = unet2d.config
+
+    def forward(self, sample, timestep, encoder_hidden_states, fps=None):
+        out = self.unet2d(sample[:, :, 0], timestep, encoder_hidden_states).sample[:, :, None]
+        return type("Out", (), {"sample": out})()
+
+
+def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, height: int, width: int, fps: float,
+             steps: int, guidance_scale: float, eta: float, guidance_rescale: float = 0.0,
+             image: torch.Tensor | None = None, mode: str = "t2v", overlap: int = 1) -> torch.Tensor:  # fmt: skip
+    """The key-frame stage's latents ``(B, C, num_frames, h, w)`` by the module's method.
+
+    cond: the text tokens, ``[uncond; cond]`` stacked when ``guidance_scale > 1``; image: the first
+    frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None."""
+    check_mode(mode)
+    if mode == "magic141" and image is not None:
+        raise ValueError("mode 'magic141' makes the first frame from the text: pass an image or that mode, not both")
+    window = pipe.unet.config.num_frames
+    window_count(num_frames, window, overlap)  # validates overlap
+    b, device, dtype = len(seeds), pipe._execution_device, pipe.unet.dtype
+    if pipe.i2v is not None and pipe.image_encoder is None:
+        raise ValueError("the i2v component needs the image_encoder component (the CLIP image embedding it reads)")
+    shape = (b, pipe.unet.config.in_channels, window, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    do_cfg = guidance_scale > 1.0
+    fps_t = torch.full((cond.shape[0],), float(fps), device=device)
+    kw = dict(guidance_scale=guidance_scale, generators=generators, eta=eta, guidance_rescale=guidance_rescale)
+
+    def draw(frames: int) -> torch.Tensor:
+        return randn_tensor((*shape[:2], frames, *shape[3:]), generator=generators, device=device, dtype=dtype)
+
+    def run(model, noise, tokens=None, context=None, model_kwargs=None, use_fps=True):
+        """Denoise one window from `noise`; its first k frames held at `context` (B, C, k, h, w)."""
+        pipe.scheduler.set_timesteps(steps, device=device)
+        known = mask = None
+        if context is not None:
+            mask = torch.zeros(1, 1, noise.shape[2], 1, 1, dtype=torch.bool, device=device)
+            mask[:, :, : context.shape[2]] = True
+            known = torch.zeros_like(noise)
+            known[:, :, : context.shape[2]] = context
+        return pipe.denoise(model, noise * pipe.scheduler.init_noise_sigma, pipe.scheduler.timesteps,
+                            cond if tokens is None else tokens,
+                            fps_t if use_fps and model.config.fps_conditioning else None, known=known,
+                            known_mask=mask, noise=noise, model_kwargs=model_kwargs, **kw)  # fmt: skip
+
+    # -- the first frame (magic141: text -> image) ------------------------------------------------
+    first = None  # its scaled latent (B, C, 1, h, w)
+    if mode == "magic141":
+        if pipe.t2i_unet is not None:
+            first = run(_ImageModel(pipe.t2i_unet), draw(1), use_fps=False)
+        else:
+            from .models.i2v import first_frame_unet
+
+            first = run(first_frame_unet(pipe.unet), draw(1))
+    elif image is not None:
+        first = pipe.encode_frames(image.to(device)).to(dtype)
+
+    anchor = None  # the CLIP image embedding of the clip's first frame (B, 1, D), for the I2V model
+
+    def embed(latent0: torch.Tensor) -> torch.Tensor:
+        px = image if (image is not None and mode != "magic141") else pipe.decode_latents(latent0)
+        return pipe.embed_frames(px.to(device)).to(device, dtype)
+
+    def window_from(context: torch.Tensor) -> torch.Tensor:
+        """One window whose first k frames are `context` (B, C, k, h, w), held fixed."""
+        nonlocal anchor
+        noise = draw(window)
+        if pipe.i2v is None:  # fallback: the key-frame model's directed attention around the held frames
+            return run(pipe.unet, noise, context=context)
+        if anchor is None:
+            anchor = embed(first)
+        tokens, frames = pipe.i2v.condition_tokens(cond[-b:], anchor), context
+        if do_cfg:  # the null condition: the empty prompt and a zero image token; the frames stay
+            null = pipe.i2v.condition_tokens(cond[:b], torch.zeros_like(anchor))
+            tokens, frames = torch.cat([null, tokens]), torch.cat([context, context])
+        return run(pipe.i2v, noise, tokens=tokens, context=context, model_kwargs={"frames": frames.to(dtype)})
+
+    # -- window 0 -----------------------------------------------------------------------------------
+    if first is None:
+        clip = run(pipe.unet, draw(window))
+        first = clip[:, :, :1]  # the anchor of the I2V windows' image token
+    else:
+        clip = window_from(first)
+    # -- the following windows, each continuing the last `overlap` frames -------------------------------
+    while clip.shape[2] < num_frames:
+        nxt = window_from(clip[:, :, -overlap:])
+        clip = torch.cat([clip, nxt[:, :, overlap:]], dim=2)
+    return clip[:, :, :num_frames]

@@ -1,0 +1,145 @@
+"""Magic 1-For-1's generation modes in MagicVideoPipeline (magicvideo.long_video): sliding-window
+clips of exactly N frames (through the I2V model, or the directed-attention fallback), one seed's
+clip whatever the batch, magic141 (T2I U-Net or the key-frame model's frame 0, then I2V),
+image-to-video through the I2V model, the sample identity, the CLI's --num-frames / --mode, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from magicvideo.models import ImageToVideoUNet
+from magicvideo.pipeline import MagicVideoPipeline, add_i2v, cascade_identity
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PROMPTS = ["a red circle moving left", "a blue square moving up"]
+KW = dict(num_inference_steps=2, output_type="latent")
+
+
+def tiny_magic(frames: int = 4, t2i: bool = True, seed: int = 0) -> MagicVideoPipeline:
+    """The tiny random pipeline with `frames`-frame windows, a random I2V model whose conditioning
+    channels are non-zero, an image encoder and (optionally) a T2I U-Net."""
+    from diffusers import UNet2DConditionModel
+
+    from magicvideo.build import build_pipeline, load_model_config
+    from tests.test_model_interpolation import tiny_image_encoder
+
+    cfg = load_model_config("tiny").model_copy(update={"num_frames": frames})
+    pipe = build_pipeline(cfg, weights="random", seed=seed)
+    i2v = ImageToVideoUNet.from_keyframe_unet(pipe.unet)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        i2v.conv_in.weight[:, 4:].normal_(0, 0.1)
+        t2i_unet = UNet2DConditionModel(**cfg.unet.model_dump()).eval() if t2i else None
+    pipe.register_modules(i2v=i2v.eval(), image_encoder=tiny_image_encoder(32, seed), t2i_unet=t2i_unet)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def magic():
+    return tiny_magic()
+
+
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_sliding_window_gives_exactly_n_frames_and_keeps_the_overlap(magic, overlap):
+    out = magic(PROMPTS[:1], num_frames=11, overlap=overlap, seed=[3], **KW).frames
+    assert out.shape == (1, 4, 11, 8, 8)
+    # the first window is the key-frame model's clip; later windows continue it
+    first = magic(PROMPTS[:1], seed=[3], **KW).frames
+    assert torch.equal(out[:, :, :4], first)
+    assert magic(PROMPTS[:1], num_frames=3, seed=[3], **KW).frames.shape[2] == 3
+
+
+@pytest.mark.parametrize("with_i2v", [True, False])
+def test_one_seed_same_long_clip_whatever_the_batch(magic, with_i2v, tiny_pipeline_4f):
+    pipe = magic if with_i2v else tiny_pipeline_4f
+    kw = dict(num_frames=10, guidance_scale=2.0, **KW)
+    batch = pipe(PROMPTS, seed=[11, 12], **kw).frames
+    alone = pipe(PROMPTS[1:], seed=[12], **kw).frames
+    torch.testing.assert_close(batch[1:], alone, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(alone, pipe(PROMPTS[1:], seed=[13], **kw).frames)
+
+
+def test_fallback_holds_the_overlap_through_directed_attention(tiny_pipeline_4f):
+    out = tiny_pipeline_4f(PROMPTS[:1], num_frames=7, overlap=1, seed=[5], **KW).frames
+    assert out.shape[2] == 7
+    first = tiny_pipeline_4f(PROMPTS[:1], seed=[5], **KW).frames
+    assert torch.equal(out[:, :, :4], first)
+
+
+def test_magic141_runs_with_and_without_a_t2i_unet(magic):
+    out = magic(PROMPTS, mode="magic141", seed=[1, 2], num_inference_steps=2, num_frames=6)
+    assert out.frames.shape == (2, 6, 64, 64, 3)
+    alone = magic(PROMPTS[1:], mode="magic141", seed=[2], guidance_scale=2.0, **KW).frames
+    both = magic(PROMPTS, mode="magic141", seed=[1, 2], guidance_scale=2.0, **KW).frames
+    torch.testing.assert_close(both[1:], alone, atol=1e-5, rtol=1e-4)
+    no_t2i = tiny_magic(t2i=False)
+    other = no_t2i(PROMPTS[1:], mode="magic141", seed=[2], guidance_scale=2.0, **KW).frames
+    assert other.shape == alone.shape and not torch.allclose(other, alone)  # frame 0 from the key-frame model
+
+
+def test_image_to_video_uses_the_i2v_model(magic, tiny_pipeline_4f):
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    out = magic.image_to_video(image, PROMPTS[0], seed=3, **KW).frames
+    z = magic.encode_frames(image[:, :, None])
+    assert torch.equal(out[:, :, :1], z)  # frame 0 is the image latent exactly
+    # without an I2V model: the latent-replacement fallback, as before
+    old = tiny_pipeline_4f.image_to_video(image, PROMPTS[0], seed=3, **KW).frames
+    assert torch.equal(old[:, :, :1], z) and not torch.allclose(old, out)
+
+
+def test_errors(magic):
+    with pytest.raises(ValueError, match="unknown mode"):
+        magic(PROMPTS[:1], mode="magic", **KW)
+    with pytest.raises(ValueError, match="overlap must be in 1..3"):
+        magic(PROMPTS[:1], num_frames=9, overlap=4, **KW)
+    with pytest.raises(ValueError, match="num_frames must be a positive integer"):
+        magic(PROMPTS[:1], num_frames=-2, **KW)
+    with pytest.raises(ValueError, match="not both"):
+        magic(PROMPTS[:1], mode="magic141", image=torch.zeros(1, 3, 64, 64), **KW)
+    with pytest.raises(ValueError, match="takes one 4-frame window"):
+        magic(PROMPTS[:1], num_frames=8, video=torch.zeros(1, 3, 4, 64, 64), **KW)
+
+
+def test_identity_includes_the_i2v_components_when_used(tmp_path):
+    pipe = tiny_magic(frames=4, t2i=False)
+    pipe.save_pretrained(tmp_path / "p")
+    folder = tmp_path / "p"
+    base = cascade_identity(folder)
+    assert cascade_identity(folder, num_frames=4) == base  # one window: as before
+    long_id, magic_id = cascade_identity(folder, num_frames=40), cascade_identity(folder, mode="magic141")
+    image_id = cascade_identity(folder, image=True)
+    assert len({base, long_id, magic_id, image_id}) == 4
+    i2v = ImageToVideoUNet.from_pretrained(folder / "i2v")
+    with torch.no_grad():
+        i2v.conv_in.weight.add_(1.0)
+    add_i2v(folder, i2v)
+    assert cascade_identity(folder) == base and cascade_identity(folder, num_frames=40) != long_id
+    assert cascade_identity(folder, image=True) != image_id
+    with pytest.raises(ValueError, match="unknown mode"):
+        cascade_identity(folder, mode="x")
+
+
+def test_cli_num_frames_and_mode(tmp_path):
+    import av
+
+    from magicvideo.cli import main
+
+    out = tmp_path / "clip.mp4"
+    assert main(["generate", "--config", "tiny", "--prompt", PROMPTS[0], "--steps", "1", "--num-frames", "21",
+                 "--overlap", "4", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == 21
+    tiny_magic(frames=4).save_pretrained(tmp_path / "pipe")
+    assert main(["generate", "--pipeline", str(tmp_path / "pipe"), "--mode", "magic141", "--prompt", PROMPTS[1],
+                 "--steps", "1", "--num-frames", "9", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    with av.open(str(out)) as container:
+        assert len(list(container.decode(video=0))) == 9
+    assert main(["generate", "--pipeline", str(tmp_path / "pipe"), "--overlap", "4", "--prompt", "x",
+                 "--num-frames", "9", "--out", str(out)]) == 2  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["generate", "--config", "tiny", "--prompt", "x", "--mode", "magic"])
+    with pytest.raises(SystemExit):
+        main(["generate", "--config", "tiny", "--prompt", "x", "--num-frames", "0"])
