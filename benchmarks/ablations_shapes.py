@@ -21,7 +21,9 @@ the run seed and the prompt's index, so it does not depend on the batch), then
 ``checkpoints/shapes/pipeline``, to compare a retrained chain with it); ``NAME=DIR:steps=4:guidance=1``
 samples that one with its own steps and guidance instead of ``--steps`` / ``--guidance`` (a distilled
 student beside its teacher: ``--variants "" --pipeline teacher25=P --pipeline teacher50=P:steps=50
---pipeline student4=S:steps=4:guidance=1``). ``--save-clips DIR`` writes
+--pipeline student4=S:steps=4:guidance=1``); ``:quantize=int8_weight_only`` (or ``int8_dynamic``) runs its
+U-Net quantized (:mod:`magicvideo.quantize`), the FVD change of quantization as a paired difference
+(``--pipeline fp=P --pipeline int8=P:quantize=int8_weight_only --baseline fp``). ``--save-clips DIR`` writes
 every generated clip into ``DIR/<name>.npz`` (uint8 ``clips`` [N, 16, H, W, 3] at 8 fps, ``prompts``), to be
 scored later by other extractors (the Kinetics-400 I3D on a CPU: ``benchmarks/ablations_kinetics.py``).
 
@@ -45,7 +47,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="the chain's folder (data/, pipeline/, classifier/, clip/, ablations/)")
     ap.add_argument("--variants", default="full,no_adaptor,bidirectional,no_temporal,no_pretraining")
-    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR[:steps=N][:guidance=G]",
+    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR[:steps=N][:guidance=G][:quantize=MODE]",
                     help="also score this saved pipeline under NAME, optionally with its own steps / guidance (repeatable)")
     ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
     ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
@@ -107,12 +109,14 @@ def main() -> int:
     for spec in args.pipeline:
         name, _, rest = spec.partition("=")
         path, *opts = rest.split(":")
+        kinds = {"steps": int, "guidance": float, "quantize": str}
+        usage = f"--pipeline takes NAME=DIR[:steps=N][:guidance=G][:quantize=MODE], got {spec!r}"
         try:
-            sampler = {**default, **{k: (int if k == "steps" else float)(v) for k, _, v in (o.partition("=") for o in opts)}}
-        except ValueError:
-            ap.error(f"--pipeline takes NAME=DIR[:steps=N][:guidance=G], got {spec!r}")
-        if not path or not name or set(sampler) != set(default):
-            ap.error(f"--pipeline takes NAME=DIR[:steps=N][:guidance=G], got {spec!r}")
+            sampler = {**default, **{k: kinds[k](v) for k, _, v in (o.partition("=") for o in opts)}}
+        except (KeyError, ValueError):
+            ap.error(usage)
+        if not path or not name or not set(default) <= set(sampler) <= set(kinds):
+            ap.error(usage)
         runs.append((name, name, Path(path), sampler))
     for label, variant, folder, sampler in runs:
         if not (folder / "model_index.json").is_file():
@@ -120,6 +124,10 @@ def main() -> int:
             continue
         pipe = MagicVideoPipeline.from_pretrained(folder).to(dev)
         pipe.set_progress_bar_config(disable=True)
+        if sampler.get("quantize"):  # the U-Net's linear layers through torchao, as the eval flow's sampler.quantize
+            from magicvideo.quantize import quantize_pipeline
+
+            quantize_pipeline(pipe, sampler["quantize"])
         t0 = time.perf_counter()
         clips = []
         for i in range(0, len(records), args.batch_size):
@@ -146,7 +154,7 @@ def main() -> int:
             np.savez_compressed(Path(args.save_clips) / f"{variant}.npz", clips=fake[: args.save_limit],
                                 prompts=np.array([r.prompt for r in records][: args.save_limit]))  # fmt: skip
         rows.append(row)
-        print(f"{label:30s} [{sampler['steps']} steps, CFG {sampler['guidance']:g}] FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
+        print(f"{label:30s} [{sampler['steps']} steps, CFG {sampler['guidance']:g}{', ' + sampler['quantize'] if sampler.get('quantize') else ''}] FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
               f"attr acc mean {acc.mean:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in acc.accuracy.items()) +
               f"  change x{tc.pixel_change_ratio:.2f} px, x{tc.frame_change_ratio:.2f} CLIP; stability "
               + " ".join(f"{k} {v:.2f}" for k, v in (tc.stability or {}).items()) + f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
