@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_interpolation import image_encoder  # noqa: E402 - the same random CLIP vision tower per model config
 
 
 def sync(device: str) -> None:
@@ -81,18 +85,6 @@ def drift(args) -> dict:
             "first_window_prompt_shape": float(np.mean([c["first_matches_prompt"]["shape"] for c in per_clip])),
             "first_window_prompt_color": float(np.mean([c["first_matches_prompt"]["color"] for c in per_clip])),
             "generation_s": round(time.perf_counter() - t0, 2), "per_clip": per_clip}  # fmt: skip
-
-
-def image_encoder(cfg_name: str, dim: int):
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    if cfg_name == "sd15":  # CLIP ViT-L/14 vision tower
-        config = CLIPVisionConfig(image_size=224, patch_size=14, hidden_size=1024, num_hidden_layers=24,
-                                  num_attention_heads=16, intermediate_size=4096, projection_dim=dim)  # fmt: skip
-    else:
-        config = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                                  num_attention_heads=2, intermediate_size=64, projection_dim=dim)  # fmt: skip
-    return CLIPVisionModelWithProjection(config)
 
 
 def speed(args) -> dict:

@@ -18,26 +18,17 @@
 # working tree does not change the code under a running phase.
 set -uo pipefail
 cmd=$1 out=$2; shift 2
+. "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
 case $cmd in
 start)
     seed=0
     if [ "${1:-}" = --seed ]; then seed=$2; fi
-    mkdir -p "$out/logs"
-    rm -rf "$out/repo" && mkdir -p "$out/repo"
-    tar cf - --exclude=./.git --exclude=./.devcarry --exclude=./.whl . | tar xf - -C "$out/repo"
+    copy_repo --exclude=./.devcarry
     [ -d "$out/data" ] || cp -r .devcarry/chain/data "$out/data"   # the rendered benchmark (same as before)
-    setsid nohup bash "$out/repo/scripts/gpu_retrain_shapes.sh" run "$out" "$seed" >"$out/job.log" 2>&1 < /dev/null &
-    echo "started (pid $!), log $out/job.log"
+    launch gpu_retrain_shapes.sh "$seed"
     ;;
 wait)
-    limit=$1 t0=$SECONDS
-    while [ $((SECONDS - t0)) -lt "$limit" ]; do
-        if grep -q "^JOB END" "$out/status.log" 2>/dev/null; then break; fi
-        sleep 10
-    done
-    cat "$out/status.log"
-    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
-    for f in "$out"/logs/*.log; do echo "--- $(basename "$f"): $(tail -c 300 "$f" | tr '\r' '\n' | tail -n 1)"; done
+    wait_job "$1"
     ;;
 pack)
     dest=$1
@@ -54,15 +45,6 @@ run)
     seed=$1
     cd "$out/repo"
     export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
-    note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
-    job() {  # job NAME ARGS...
-        local name=$1; shift
-        note "start $name"
-        "$@" >"$out/logs/$name.log" 2>&1
-        local rc=$?
-        note "end $name (exit $rc)"
-        return $rc
-    }
     # SCALE / LIMIT / STEPS: a smoke test of this script on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2)
     train() { python3 -m magicvideo.cli train "$@" --no-progress --steps-scale "${SCALE:-1}"; }
     score() { python3 benchmarks/ablations_shapes.py "$out" --classifier "$out/eval/classifier" --clip "$out/eval/clip" \

@@ -17,23 +17,14 @@
 # The benchmark's test clips: OUT/q/data, copied from .devcarry/chain/data when carried, else rendered.
 set -uo pipefail
 cmd=$1 out=$2; shift 2
+. "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
 case $cmd in
 start)
-    mkdir -p "$out/logs"
-    rm -rf "$out/repo" && mkdir -p "$out/repo"
-    tar cf - --exclude=./.git --exclude=./.whl . | tar xf - -C "$out/repo"
-    setsid nohup bash "$out/repo/scripts/gpu_student.sh" run "$out" >"$out/job.log" 2>&1 < /dev/null &
-    echo "started (pid $!), log $out/job.log"
+    copy_repo
+    launch gpu_student.sh
     ;;
 wait)
-    limit=$1 t0=$SECONDS
-    while [ $((SECONDS - t0)) -lt "$limit" ]; do
-        if grep -q "^.* JOB END" "$out/status.log" 2>/dev/null; then break; fi
-        sleep 10
-    done
-    cat "$out/status.log"
-    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
-    for f in "$out"/logs/*.log; do echo "--- $(basename "$f"): $(tail -c 300 "$f" | tr '\r' '\n' | tail -n 1)"; done
+    wait_job "$1"
     tail -n 2 "$out/run/train_log.jsonl" 2>/dev/null
     ;;
 pack)
@@ -46,15 +37,6 @@ pack)
 run)
     cd "$out/repo"
     export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
-    note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
-    job() {  # job NAME ARGS...
-        local name=$1; shift
-        note "start $name"
-        "$@" >"$out/logs/$name.log" 2>&1
-        local rc=$?
-        note "end $name (exit $rc)"
-        return $rc
-    }
     job train python3 scripts/train_student.py "$out" --teacher checkpoints/shapes/pipeline --steps "${STEPS:-2000}" \
         --max-seconds "${TRAIN_SECONDS:-470}" --checkpoint-every 50 --no-progress || { note "JOB END (failed: train)"; exit 1; }
     job speed_sd15 python3 benchmarks/bench_student.py --batch 8 --json "$out/bench_student_sd15.json"

@@ -15,26 +15,17 @@
 # SHA-256 evaluation.packaged_weights checks ($MAGICVIDEO_FID_INCEPTION).
 set -uo pipefail
 cmd=$1 out=$2; shift 2
+. "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
 gather() { mkdir -p "$out/fid"; cp -n .devcarry/fid/default_1.pt.part.* "$out/fid/" 2>/dev/null; ls "$out/fid" | tr '\n' ' '; echo; }
 case $cmd in
 start)
-    mkdir -p "$out/logs"
-    rm -rf "$out/repo" && mkdir -p "$out/repo"
-    tar cf - --exclude=./.git --exclude=./.devcarry --exclude=./.whl . | tar xf - -C "$out/repo"
+    copy_repo --exclude=./.devcarry
     gather
-    setsid nohup bash "$out/repo/scripts/gpu_train_sr.sh" run "$out" >"$out/job.log" 2>&1 < /dev/null &
-    echo "started (pid $!), log $out/job.log"
+    launch gpu_train_sr.sh
     ;;
 wait)
     gather
-    limit=$1 t0=$SECONDS
-    while [ $((SECONDS - t0)) -lt "$limit" ]; do
-        if grep -q "^JOB END" "$out/status.log" 2>/dev/null; then break; fi
-        sleep 10
-    done
-    cat "$out/status.log"
-    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
-    for f in "$out"/logs/*.log; do echo "--- $(basename "$f"): $(tail -c 400 "$f" | tr '\r' '\n' | tail -n 2)"; done
+    wait_job "$1"
     ;;
 pack)
     dest=$1
@@ -49,15 +40,6 @@ pack)
 run)
     cd "$out/repo"
     export OMP_NUM_THREADS=4 PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
-    note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
-    job() {  # job NAME ARGS...
-        local name=$1; shift
-        note "start $name"
-        "$@" >"$out/logs/$name.log" 2>&1
-        local rc=$?
-        note "end $name (exit $rc)"
-        return $rc
-    }
     bench() { python3 benchmarks/bench_upsampler.py "$@"; }
     # SMOKE=1: a CPU check of this script (tiny sizes, a few steps)
     if [ -n "${SMOKE:-}" ]; then

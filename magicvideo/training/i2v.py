@@ -110,21 +110,9 @@ class I2VTrainer(KeyframeTrainer):
         """Add the trained model (EMA weights when `ema` and EMA is on; cast to `dtype` if given) to
         a saved pipeline folder as ``i2v/`` (:func:`~magicvideo.pipeline.add_i2v`), with the image
         encoder it was trained with unless `image_encoder` is False."""
-        import copy
-
         from magicvideo.pipeline import add_i2v
 
-        use_ema = ema and self.ema is not None
-        if use_ema:
-            self.ema.store(self.params)
-            self.ema.copy_to(self.params)
-        try:
-            model = copy.deepcopy(self.model).to("cpu")
-        finally:
-            if use_ema:
-                self.ema.restore(self.params)
-        if dtype is not None:
-            model = model.to(dtype=dtype)
+        model = self.exported_model(ema, dtype)
         return add_i2v(folder, model, self.image_embedder.vision if image_encoder else None)
 
 

@@ -117,21 +117,9 @@ class InterpolationTrainer(KeyframeTrainer):
         to an existing :class:`~magicvideo.pipeline.MagicVideoPipeline` folder
         (:func:`~magicvideo.pipeline.add_interpolation`); `dtype` stores a cast copy (e.g.
         float16 to halve the file; ``from_pretrained`` loads it as float32)."""
-        import copy
-
         from magicvideo.pipeline import add_interpolation
 
-        use_ema = ema and self.ema is not None
-        if use_ema:
-            self.ema.store(self.params)
-            self.ema.copy_to(self.params)
-        try:
-            model = copy.deepcopy(self.model).to("cpu")
-        finally:
-            if use_ema:
-                self.ema.restore(self.params)
-        if dtype is not None:
-            model = model.to(dtype=dtype)
+        model = self.exported_model(ema, dtype)
         return add_interpolation(folder, model, self.image_embedder.vision)
 
 

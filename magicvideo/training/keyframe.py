@@ -157,15 +157,8 @@ class KeyframeTrainer(Trainer):
             raise ValueError("a pipeline needs the text encoder (conditioning: text)")
         pipe = MagicVideoPipeline(unet=self.model, vae=self.vae, text_encoder=self.text_encoder,
                                   tokenizer=self.tokenizer, scheduler=build_scheduler(self.cfg.resolved_model()))  # fmt: skip
-        use_ema = ema and self.ema is not None
-        if use_ema:
-            self.ema.store(self.params)
-            self.ema.copy_to(self.params)
-        try:
+        with self.ema_weights(ema):
             pipe.save_pretrained(folder)
-        finally:
-            if use_ema:
-                self.ema.restore(self.params)
         return Path(folder)
 
 

@@ -208,15 +208,34 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def ema_weights(self, use: bool = True) -> Iterator[None]:
+        """Inside the block the model holds its EMA weights (when `use` and EMA is on); its own
+        training weights are back after it, whatever happens inside."""
+        use = use and self.ema is not None
+        if use:
+            self.ema.store(self.params)
+            self.ema.copy_to(self.params)
+        try:
+            yield
+        finally:
+            if use:
+                self.ema.restore(self.params)
+
+    def exported_model(self, ema: bool = True, dtype: torch.dtype | None = None) -> nn.Module:
+        """A copy of the model on the CPU, with its EMA weights when `ema` and EMA is on, cast to
+        `dtype` when given (e.g. float16 storage), to be added to a pipeline folder."""
+        import copy
+
+        with self.ema_weights(ema):
+            model = copy.deepcopy(self.model).to("cpu")
+        return model if dtype is None else model.to(dtype=dtype)
+
     def _save_models(self, folder: Path) -> None:
         self.model.save_pretrained(folder / self.model_name)
         if self.ema is not None:
-            self.ema.store(self.params)
-            self.ema.copy_to(self.params)
-            try:
+            with self.ema_weights():
                 self.model.save_pretrained(folder / f"{self.model_name}_ema")
-            finally:
-                self.ema.restore(self.params)
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/step_N`` atomically (a temporary folder renamed when complete) and

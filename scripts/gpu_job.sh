@@ -1,0 +1,39 @@
+# Shared by the GPU job scripts (gpu_retrain_shapes.sh, gpu_train_sr.sh, gpu_student.sh): one background
+# job that outlives a single device call (10 minutes each). Source it with `out` set to the job's folder.
+# OUT/status.log has one line per phase start/end and a final "JOB END" line; OUT/logs/<phase>.log each
+# phase's output; OUT/repo the copy of the working tree the job runs from, so that a later call that
+# re-sends a changed tree does not change the code under a running phase.
+
+note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
+
+job() {  # job NAME ARGS...: run ARGS as phase NAME, its output in OUT/logs/NAME.log; returns its exit code
+    local name=$1; shift
+    note "start $name"
+    "$@" >"$out/logs/$name.log" 2>&1
+    local rc=$?
+    note "end $name (exit $rc)"
+    return $rc
+}
+
+copy_repo() {  # copy_repo [TAR OPTIONS...]: the working tree (less .git and .whl, and what is given) into OUT/repo
+    mkdir -p "$out/logs"
+    rm -rf "$out/repo" && mkdir -p "$out/repo"
+    tar cf - --exclude=./.git --exclude=./.whl "$@" . | tar xf - -C "$out/repo"
+}
+
+launch() {  # launch SCRIPT ARGS...: `bash OUT/repo/scripts/SCRIPT run OUT ARGS...`, detached (setsid), logged to OUT/job.log
+    local script=$1; shift
+    setsid nohup bash "$out/repo/scripts/$script" run "$out" "$@" >"$out/job.log" 2>&1 < /dev/null &
+    echo "started (pid $!), log $out/job.log"
+}
+
+wait_job() {  # wait_job SECONDS: until the JOB END line or SECONDS pass; then the status and each log's last lines
+    local limit=$1 t0=$SECONDS
+    while [ $((SECONDS - t0)) -lt "$limit" ]; do
+        grep -q "JOB END" "$out/status.log" 2>/dev/null && break
+        sleep 10
+    done
+    cat "$out/status.log"
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+    for f in "$out"/logs/*.log; do echo "--- $(basename "$f"): $(tail -c 400 "$f" | tr '\r' '\n' | tail -n 2)"; done
+}
