@@ -4,6 +4,10 @@
 # phase's output; OUT/repo the copy of the working tree the job runs from, so that a later call that
 # re-sends a changed tree does not change the code under a running phase.
 
+want() {  # want PHASE: true unless $PHASES (space-separated phase names) is set and leaves PHASE out
+    [ -z "${PHASES:-}" ] || [[ " $PHASES " == *" $1 "* ]]
+}
+
 note() { echo "[$(date +%T)] $*" >>"$out/status.log"; }
 
 job() {  # job NAME ARGS...: run ARGS as phase NAME, its output in OUT/logs/NAME.log; returns its exit code

@@ -14,6 +14,7 @@
 #   quality   benchmarks/ablations_shapes.py on the 256 shapes test prompts: teacher at 25 and 50 steps (CFG 7.5),
 #             student at 4, 2 and 1 steps (guidance 1), paired against the teacher at 25
 #   compiled  bench_student.py --compile at sd15 size (torch.compile with CUDA graphs; slow to compile)
+# PHASES="train quality ..." runs only those phases (scripts/gpu_pending.sh runs them in its own order).
 # The benchmark's test clips: OUT/q/data, copied from .devcarry/chain/data when carried, else rendered.
 set -uo pipefail
 cmd=$1 out=$2; shift 2
@@ -37,10 +38,12 @@ pack)
 run)
     cd "$out/repo"
     export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
-    job train python3 scripts/train_student.py "$out" --teacher checkpoints/shapes/pipeline --steps "${STEPS:-2000}" \
-        --max-seconds "${TRAIN_SECONDS:-470}" --checkpoint-every 50 --no-progress || { note "JOB END (failed: train)"; exit 1; }
-    job speed_sd15 python3 benchmarks/bench_student.py --batch 8 --json "$out/bench_student_sd15.json"
-    job speed_shapes python3 benchmarks/bench_student.py --pipeline checkpoints/shapes/pipeline --student "$out/student" \
+    if want train; then
+        job train python3 scripts/train_student.py "$out" --teacher checkpoints/shapes/pipeline --steps "${STEPS:-2000}" \
+            --max-seconds "${TRAIN_SECONDS:-470}" --checkpoint-every 50 --no-progress || { note "JOB END (failed: train)"; exit 1; }
+    fi
+    want speed_sd15 && job speed_sd15 python3 benchmarks/bench_student.py --batch 8 --json "$out/bench_student_sd15.json"
+    want speed_shapes && job speed_shapes python3 benchmarks/bench_student.py --pipeline checkpoints/shapes/pipeline --student "$out/student" \
         --batch 8 --json "$out/bench_student_shapes.json"
     mkdir -p "$out/q"
     if [ ! -d "$out/q/data" ]; then
@@ -48,11 +51,11 @@ run)
         else python3 -m magicvideo.cli data shapes "$out/q/data" --workers 8 >"$out/logs/data.log" 2>&1; fi
     fi
     t=checkpoints/shapes/pipeline s=$out/student
-    job quality python3 benchmarks/ablations_shapes.py "$out/q" --variants "" --classifier checkpoints/shapes/classifier \
+    want quality && job quality python3 benchmarks/ablations_shapes.py "$out/q" --variants "" --classifier checkpoints/shapes/classifier \
         --clip checkpoints/shapes/clip --pipeline "teacher25=$t:steps=25" --pipeline "teacher50=$t:steps=50" \
         --pipeline "student4=$s:steps=4:guidance=1" --pipeline "student2=$s:steps=2:guidance=1" \
         --pipeline "student1=$s:steps=1:guidance=1" --baseline teacher25 --json "$out/student_quality.json"
-    job compiled timeout 900 python3 benchmarks/bench_student.py --batch 8 --compile --json "$out/bench_student_sd15_compiled.json"
+    want compiled && job compiled timeout 900 python3 benchmarks/bench_student.py --batch 8 --compile --json "$out/bench_student_sd15_compiled.json"
     note "JOB END"
     ;;
 *) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;

@@ -13,6 +13,7 @@
 # beside the tree, so it travels in parts (`split -b 22m FILE .devcarry/fid/default_1.pt.part.`), one or
 # more per call; `wait` gathers them into OUT/fid and the scoring phase waits for the whole file, whose
 # SHA-256 evaluation.packaged_weights checks ($MAGICVIDEO_FID_INCEPTION).
+# PHASES="speed train quality" (any of them) runs only those phases; FID_PARTS how many parts to wait for.
 set -uo pipefail
 cmd=$1 out=$2; shift 2
 . "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
@@ -52,14 +53,17 @@ run)
         q=(--clips 64 --steps 25 --gen-steps 25 --noise-levels 0,20,60)
     fi
     # 1. speed at the paper's scale (an idle GPU: before training); key-frame stage timed once
+    if want speed; then
     job speed_paper_p4 bench speed "${sp[@]}" --patch-size 4 --json "$out/speed_paper_p4.json"
     kf=$(python3 -c "import json; print(json.load(open('$out/speed_paper_p4.json'))['keyframes_seconds_per_clip'])")
     job speed_efficient_p4 bench speed "${sp[@]}" --preset "$([ -n "${SMOKE:-}" ] && echo tiny || echo efficient)" \
         --patch-size 4 --keyframe-seconds "$kf" --json "$out/speed_efficient_p4.json"
     job speed_paper_p2 bench speed "${sp[@]}" --patch-size 2 --keyframe-seconds "$kf" --json "$out/speed_paper_p2.json"
-    job speed_paper_p1 timeout 240 python3 benchmarks/bench_upsampler.py speed "${sp[@]}" --patch-size 1 --frame-batch 4 \
+    job speed_paper_p1 timeout "${P1_TIMEOUT:-240}" python3 benchmarks/bench_upsampler.py speed "${sp[@]}" --patch-size 1 --frame-batch 4 \
         --repeats 1 --keyframe-seconds "$kf" --json "$out/speed_paper_p1.json"
+    fi
     # 2. the 256 px benchmark, then both models side by side
+    if want train; then
     job render python3 -c "
 from pathlib import Path
 from magicvideo.training.shapes import ShapesChain, load_shapes_recipe
@@ -70,16 +74,19 @@ ShapesChain(Path('$out/render'), load_shapes_recipe('default', small), progress=
     job train_noaug python3 scripts/train_upsampler.py "$out/noaug" --data "$data" --no-augmentation "${tr[@]}" & b=$!
     wait $a; ra=$?; wait $b; rb=$?
     [ $ra -eq 0 ] && [ $rb -eq 0 ] || { note "JOB END (failed: training)"; exit 1; }
+    fi
     # 3. quality (needs the whole FID Inception: parts arrive with later calls)
+    if want quality; then
     fid="$out/fid/default_1.pt"
     for _ in $(seq 120); do
-        [ "$(ls "$out"/fid/default_1.pt.part.* 2>/dev/null | wc -l)" -ge 4 ] && break
+        [ "$(ls "$out"/fid/default_1.pt.part.* 2>/dev/null | wc -l)" -ge "${FID_PARTS:-4}" ] && break
         sleep 5
     done
     cat "$out"/fid/default_1.pt.part.* > "$fid"
     export MAGICVIDEO_FID_INCEPTION="$fid"
     job quality bench quality --checkpoint "aug=$out/aug/upsampler" --checkpoint "noaug=$out/noaug/upsampler" "${q[@]}" \
         --json "$out/sr_quality.json" || note "quality failed"
+    fi
     note "JOB END"
     ;;
 *) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;
