@@ -111,6 +111,14 @@ def test_text_conditioned_training_runs(tmp_path, frames):
     assert summary["steps"] == 2 and summary["loss"] > 0
 
 
+def test_patch_size_reaches_the_model_and_trains(tmp_path, frames):
+    trainer = build_upsampler_trainer(config(tmp_path, upsampler={"patch_size": 2}), dataset=frames)
+    assert trainer.model.config.patch_size == 2
+    trainer.train(progress=False)
+    losses = [r["loss"] for r in read_log(tmp_path / "run" / "train_log.jsonl")]
+    assert len(losses) == 4 and np.isfinite(losses).all()
+
+
 def test_config_errors_name_the_keys(tmp_path):
     with pytest.raises(ConfigError, match="upsampler: .*crop 30 must be a multiple of scale_factor 4"):
         config(tmp_path, upsampler={"crop": 30})
@@ -120,6 +128,8 @@ def test_config_errors_name_the_keys(tmp_path):
         config(tmp_path, upsampler={"cross_attention_dim": 32})
     with pytest.raises(ConfigError, match="upsampler.max_noise_level"):
         config(tmp_path, upsampler={"max_noise_level": 1000})
+    with pytest.raises(ConfigError, match="crop 16 must be a multiple of patch_size 3 x the U-Net's downsampling 2"):
+        config(tmp_path, upsampler={"patch_size": 3})
     with pytest.raises(ValueError, match="stage: expected 'upsample'"):
         build_upsampler_trainer(validate_train_config({"stage": "t2i"}))
     with pytest.raises(ValueError, match="data.csv: required"):

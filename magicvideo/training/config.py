@@ -95,6 +95,8 @@ class UpsamplerSection(StrictModel):
     crop: int = Field(128, ge=8)                # side of the random high-resolution crops trained on (paper: 512
                                                 # of 1024); a multiple of scale_factor
     frame_size: int | None = Field(None, ge=8)  # training frames resized to this side first (null: as stored)
+    patch_size: int = Field(1, ge=1)            # p x p pixel patches folded into channels (UpsamplerUNet): p^2 less
+                                                # U-Net work (crop: a multiple of p x the downsampling)
     block_out_channels: list[int] = [32, 48, 64, 96]   # UNet2DConditionModel widths, one level each
     layers_per_block: int = Field(1, ge=1)
     down_block_types: list[str] | None = None   # null: DownBlock2D at every level (no attention)
@@ -117,6 +119,9 @@ class UpsamplerSection(StrictModel):
             raise ValueError(f"crop {self.crop} must be a multiple of scale_factor {self.scale_factor}")
         if self.frame_size is not None and self.frame_size < self.crop:
             raise ValueError(f"frame_size {self.frame_size} is smaller than crop {self.crop}")
+        if self.crop % (self.patch_size * 2 ** (len(self.block_out_channels) - 1)):
+            raise ValueError(f"crop {self.crop} must be a multiple of patch_size {self.patch_size} x the U-Net's "
+                             f"downsampling {2 ** (len(self.block_out_channels) - 1)}")  # fmt: skip
         if (self.cross_attention_dim is None) != (self.text_encoder is None):
             raise ValueError("text conditioning needs both cross_attention_dim and text_encoder (or neither)")
         return self
