@@ -28,7 +28,9 @@ model's own default). Metrics, all at 256 px:
 Usage (repo root):
     python benchmarks/bench_upsampler.py speed --preset paper --steps 20 --dtype bf16 --frame-batch 16,4
     python benchmarks/bench_upsampler.py speed --preset paper --patch-size 4 --steps 20 --keyframe-seconds S
-    python benchmarks/bench_upsampler.py quality --checkpoint aug=OUT/upsampler --checkpoint noaug=OUT2/upsampler
+    python benchmarks/bench_upsampler.py quality --checkpoint aug=OUT/upsampler@0,20,60 --checkpoint noaug=OUT2/upsampler \\
+        --json sr.json --plot sr.png --mlflow shapes-upsampler     # NAME=DIR@levels: that model's levels
+    python benchmarks/bench_upsampler.py report sr.json --plot sr.png --mlflow shapes-upsampler   # chart / MLflow again
     python benchmarks/bench_upsampler.py speed --preset tiny --device cpu --steps 1 --frames 2 --side 32 \\
         --keyframe-config tiny --keyframe-steps 1 --repeats 1           # CPU smoke
     python benchmarks/bench_upsampler.py quality --checkpoint sr=DIR --clips 2 --steps 1 --gen-steps 1 \\
@@ -191,14 +193,21 @@ def frame_scores(out: np.ndarray, ref: np.ndarray | None, inp: np.ndarray) -> di
     return res
 
 
-def parse_checkpoints(items: list[str]) -> dict[str, Path]:
-    out = {}
+def parse_checkpoints(items: list[str]) -> tuple[dict[str, Path], dict[str, list[int]]]:
+    """``NAME=DIR[@L1,L2,...]`` items: the folders by name, and the augmentation levels given per name."""
+    out, levels = {}, {}
     for item in items:
+        item, at, given = item.partition("@")
         name, sep, path = item.partition("=")
         if not sep:
             name, path = Path(item).parent.name or "sr", item
         out[name] = Path(path)
-    return out
+        if at:
+            try:
+                levels[name] = [int(v) for v in given.split(",")]
+            except ValueError:
+                raise SystemExit(f"--checkpoint {name}: levels after @ must be integers, got {given!r}") from None
+    return out, levels
 
 
 def quality(args) -> dict:
@@ -206,7 +215,7 @@ def quality(args) -> dict:
 
     device = args.device
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    checkpoints = parse_checkpoints(args.checkpoint or [f"sr={default_upsampler()}"])
+    checkpoints, own_levels = parse_checkpoints(args.checkpoint or [f"sr={default_upsampler()}"])
     models = {name: load_upsampler(path).to(device) for name, path in checkpoints.items()}  # fails fast, before work
     low, high, captions = test_clips(args.clips)
     seeds = [args.seed + i for i in range(len(low))]
@@ -214,7 +223,7 @@ def quality(args) -> dict:
     if not args.no_generated:
         from magicvideo.pipeline import MagicVideoPipeline
 
-        pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(device)
+        pipe = MagicVideoPipeline.from_pretrained(str(args.pipeline)).to(device)
         pipe.set_progress_bar_config(disable=True)
         gen = [pipe(captions[k : k + args.batch], seed=seeds[k : k + args.batch], num_inference_steps=args.gen_steps,
                     fps=8.0).frames for k in range(0, len(captions), args.batch)]  # fmt: skip
@@ -230,7 +239,7 @@ def quality(args) -> dict:
 
     methods: list[tuple[str, str, int | None]] = [("bicubic", "bicubic", None)]
     for name, model in models.items():
-        for level in args.noise_levels or [None]:
+        for level in own_levels.get(name) or args.noise_levels or [None]:
             methods.append((name if level is None else f"{name} @{level}", name, level))
     results = []
     for source, clips in inputs.items():
@@ -269,6 +278,62 @@ def quality(args) -> dict:
             "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "device": device, "results": results}  # fmt: skip
 
 
+def quality_figure(result: dict):
+    """The ablation chart: FID@256 per method on real and on generated 64 px inputs (bars), and
+    PSNR against the references on real inputs (a second panel)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["results"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(sources)
+    for i, src in enumerate(sources):
+        vals = [next((r.get("fid256", np.nan) for r in rows if r["source"] == src and r["method"] == m), np.nan)
+                for m in methods]  # fmt: skip
+        a.bar(np.arange(len(methods)) + (i - (len(sources) - 1) / 2) * width, vals, width, label=f"{src} 64 px input")
+    a.set_xticks(range(len(methods)), methods, rotation=20)
+    a.set_ylabel("frame FID@256 (lower is better)")
+    a.legend()
+    real = [r for r in rows if r["source"] == "real" and "psnr" in r]
+    b.bar(range(len(real)), [r["psnr"] for r in real], color="tab:gray")
+    b.set_xticks(range(len(real)), [r["method"] for r in real], rotation=20)
+    b.set_ylabel("PSNR dB vs 256 px references (real inputs)")
+    lo = min((r["psnr"] for r in real), default=0)
+    b.set_ylim(max(0, lo - 3), None)
+    fig.suptitle(f"x4 SR on {result['clips']} shapes test clips, {result['steps']} DDIM steps: "
+                 "noise-conditioning augmentation ablation")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def log_quality_to_mlflow(result: dict, experiment: str, uri: str | None) -> str:
+    """One MLflow run (``experiment``): the settings as params, each row's numbers as metrics named
+    ``<input>/<method>[_level<L>]/<metric>``, the JSON and the chart as artifacts. Returns the run id."""
+    from flows import tracking
+
+    c = tracking.client(tracking.tracking_uri(uri))
+    run = c.create_run(tracking.experiment_id(c, experiment), run_name=f"sr-quality-{result['clips']}clips")
+    rid = run.info.run_id
+    tracking.log_params(c, rid, {"clips": result["clips"], "steps": result["steps"], "gen_steps": result["gen_steps"],
+                                 "pipeline": result["pipeline"], "device": result["device"],
+                                 **{f"checkpoint.{k}": v for k, v in result["checkpoints"].items()}})  # fmt: skip
+    metrics = {}
+    for r in result["results"]:
+        key = f"{r['source']}/{r['method'].replace(' @', '_level')}"
+        for m in ("psnr", "ssim", "fid256", "input_psnr", "seconds_per_clip"):
+            if m in r:
+                metrics[f"{key}/{m}"] = r[m]
+    tracking.log_metrics(c, rid, metrics, step=0)
+    tracking.log_json(c, rid, result, "sr_quality.json")
+    tracking.log_figure(c, rid, quality_figure(result), "sr_ablation.png")
+    c.set_terminated(rid)
+    return rid
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="mode", required=True)
@@ -290,9 +355,10 @@ def main() -> None:
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--warmup", type=int, default=1)
     q = sub.add_parser("quality", help="PSNR / SSIM / FID@256 on the shapes benchmark against bicubic")
-    q.add_argument("--checkpoint", action="append", metavar="NAME=DIR",
-                   help="an UpsamplerUNet folder (repeatable; default: the committed checkpoints/shapes/pipeline/upsampler)")
-    q.add_argument("--pipeline", type=Path, default=Path("checkpoints/shapes/pipeline"),
+    q.add_argument("--checkpoint", action="append", metavar="NAME=DIR[@L1,L2]",
+                   help="an UpsamplerUNet folder, optionally with its own augmentation levels to evaluate (repeatable; "
+                        "default: the committed checkpoints/shapes/pipeline/upsampler)")
+    q.add_argument("--pipeline", type=Path, default=Path(__file__).resolve().parents[1] / "checkpoints/shapes/pipeline",
                    help="the key-frame pipeline whose clips are the 'generated' inputs")
     q.add_argument("--clips", type=int, default=256)
     q.add_argument("--steps", type=int, default=25, help="SR DDIM steps")
@@ -304,13 +370,28 @@ def main() -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--no-fid", action="store_true", help="skip FID (no Inception weights needed)")
     q.add_argument("--no-generated", action="store_true", help="real inputs only (no key-frame pipeline needed)")
+    r = sub.add_parser("report", help="the chart and MLflow run of a quality --json file, without recomputing")
+    r.add_argument("result", type=Path, help="a quality run's --json file")
     for a in (s, q):
         a.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         a.add_argument("--json", help="write the numbers here")
+    for a in (q, r):
+        a.add_argument("--plot", help="write the ablation chart (PNG) here")
+        a.add_argument("--mlflow", metavar="EXPERIMENT", help="log the table and chart as a run of this MLflow experiment")
+        a.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
     args = p.parse_args()
-    res = speed(args) if args.mode == "speed" else quality(args)
-    if args.json:
+    if args.mode == "report":
+        res = json.loads(args.result.read_text())
+    else:
+        res = speed(args) if args.mode == "speed" else quality(args)
+    if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(res, indent=1, default=str))
+    if getattr(args, "plot", None):
+        quality_figure(res).savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"chart: {args.plot}")
+    if getattr(args, "mlflow", None):
+        run_id = log_quality_to_mlflow(res, args.mlflow, args.tracking_uri)
+        print(f"MLflow run {run_id} in experiment {args.mlflow!r}")
 
 
 if __name__ == "__main__":

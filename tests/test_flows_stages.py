@@ -164,13 +164,21 @@ def test_a_checkpoint_without_the_stage_fails_fast(tmp_path, tiny_pipeline):
 
 
 def test_cli_stages_flag_fails_fast_in_one_line(shapes32, tmp_path):
-    """The committed shapes pipeline has no upsampler: ``--stages keyframes,upsample`` is one line, exit 2,
-    before any service starts."""
+    """A pipeline without an upsampler (the committed shapes pipeline's components, its upsampler
+    left out): ``--stages keyframes,upsample`` is one line, exit 2, before any service starts."""
     from magicvideo.checkpoints import shapes_checkpoint
 
+    committed, plain = shapes_checkpoint("pipeline"), tmp_path / "plain"
+    plain.mkdir()
+    for part in committed.iterdir():
+        if part.name not in ("upsampler", "model_index.json"):
+            (plain / part.name).symlink_to(part)
+    index = json.loads((committed / "model_index.json").read_text())
+    index["upsampler"] = [None, None]
+    (plain / "model_index.json").write_text(json.dumps(index))
     exe = str(Path(sys.executable).parent / "magicvideo")
     t0 = time.perf_counter()
-    r = subprocess.run([exe, "eval", "shapes", "--checkpoint", str(shapes_checkpoint("pipeline")), "--stages",
+    r = subprocess.run([exe, "eval", "shapes", "--checkpoint", str(plain), "--stages",
                         "keyframes,upsample", "--root", str(shapes32["root"]), "--output-root", str(tmp_path / "out")],
                        capture_output=True, text=True, timeout=60, cwd=tmp_path,
                        env={**os.environ, "MAGICVIDEO_LOG_DIR": str(tmp_path / "logs")})
