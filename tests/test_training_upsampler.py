@@ -151,8 +151,9 @@ def test_shapes_chain_stage_reads_the_high_resolution_benchmark(tmp_path):
 
 
 def test_default_recipe_upsampler_fits_the_size_budget():
-    """The committed SR model is stored in float16: at most ~4 MB, and with the no-augmentation
-    variant beside it all committed weights stay within the issue's 35 MB."""
+    """The recipe's SR model is stored in float16: at most ~4 MB; the committed one and its
+    no-augmentation variant (``upsampler_noaug/``) are that size, and all committed weights stay
+    within the issue's 35 MB (with room for both where they are not committed)."""
     from magicvideo.checkpoints import SHAPES_CHECKPOINTS
     from magicvideo.training.shapes import load_shapes_recipe
     from magicvideo.training.upsampler import upsampler_from_config
@@ -161,7 +162,9 @@ def test_default_recipe_upsampler_fits_the_size_budget():
     cfg = validate_train_config({"stage": "upsample", **recipe.stages.upsample})
     n = sum(p.numel() for p in upsampler_from_config(cfg.upsampler).parameters())
     assert 2 * n <= 4.0e6, n
-    committed = sum(p.stat().st_size for p in SHAPES_CHECKPOINTS.rglob("*.safetensors")
-                    if "upsampler" not in p.parts)  # fmt: skip
-    assert committed + 2 * (2 * n + 20_000) <= 35e6, committed
+    files = list(SHAPES_CHECKPOINTS.rglob("*.safetensors"))
+    sr = [p for p in files if {"upsampler", "upsampler_noaug"} & set(p.parts)]
+    assert all(p.stat().st_size <= 2 * n + 20_000 for p in sr), sr
+    committed = sum(p.stat().st_size for p in files)
+    assert committed + (2 - len(sr)) * (2 * n + 20_000) <= 35e6, committed
     assert cfg.upsampler.crop % cfg.upsampler.scale_factor == 0 and recipe.data.size * cfg.upsampler.scale_factor == 256
