@@ -165,6 +165,7 @@ class MetricSettings(StrictModel):
     attributes: AttributeSettings | None = None  # None: off; needs prompts with attributes (shapes)
     clipsim: ClipSimSettings | None = ClipSimSettings()  # None: off; on by default (captioned benchmarks only)
     temporal: TemporalSettings | None = TemporalSettings()  # None: off
+    upsample_baseline: bool = True        # the upsample stage also scores bicubic upsampling (<metric>_bicubic)
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 
 

@@ -27,6 +27,7 @@ from flows import generation, metrics as fm, plots, run_records, stage_metrics a
 from flows.config import CheckpointSpec, EvalConfig, checkpoint_path, eval_config, flatten, resolve_config
 from flows.ray_cluster import ensure_ray
 from flows.store import checkpoint_id, checkpoint_step, find_checkpoints, read_sample, sample_path
+from magicvideo.stages import UPSAMPLE_FACTOR
 
 METRICS = run_records.METRICS
 
@@ -182,6 +183,21 @@ def metrics_task(feats: dict, refs: dict, cfg: EvalConfig, items=(), attributes:
     return out
 
 
+@task(name="bicubic baseline", cache_policy=NO_CACHE)
+def bicubic_task(before, srefs: dict, cfg: EvalConfig) -> dict:
+    """The upsample stage's baseline: the previous stage's samples (``before``) upsampled bicubic,
+    each Fréchet metric against the stage's references (no interval: a point of comparison)."""
+    paths = [sample_path(cfg.output_root, it.address) for it in before]
+    out = {}
+    for metric, ref in srefs.items():
+        stats = sm.bicubic_stats(paths, ref["extractor"], ref["protocol"], scale=UPSAMPLE_FACTOR,
+                                 batch_size=cfg.metrics.batch_size, window=ref["window"],
+                                 num_frames=ref["num_frames"])  # fmt: skip
+        out[metric] = fm.frechet(stats, ref["stats"], ref["protocol"], bootstrap=0, seed=cfg.seed)
+        _logger().info("upsample baseline: bicubic %s %.3f", metric.upper(), out[metric]["value"])
+    return out
+
+
 @task(name="temporal", cache_policy=NO_CACHE)
 def temporal_task(items, bench, chain: tuple, cfg: EvalConfig, refs: dict, attributes: dict | None):
     """Temporal consistency of a stage's samples against its reference clips (:func:`flows.stage_metrics.temporal`)."""
@@ -323,6 +339,8 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
                 feats = features_task(items, srefs, cfg)
                 t3 = time.perf_counter()
                 results = metrics_task(feats, srefs, cfg, items, attributes, clipsim, stages.attribute_step(chain))
+                if stage == "upsample" and cfg.metrics.upsample_baseline:
+                    results["bicubic"] = bicubic_task(plan.items[chain[-2]], srefs, cfg)
                 if cfg.metrics.temporal is not None and stage in cfg.metrics.temporal.stages:
                     results["temporal"] = temporal_task(items, bench, chain, cfg, srefs, attributes)
                 t4 = time.perf_counter()

@@ -12,6 +12,9 @@
   ``interpolate`` stage compares runs of that stage, not with the key frames' FVD. Upsampled clips go
   through the extractor's own resize, as its protocol says.
 - **FID** is over every frame, at the stage's resolution, against reference frames at that resolution.
+- **The ``upsample`` stage's baseline**: the previous stage's samples upsampled bicubic, scored by every
+  Fréchet metric against the same references (``<metric>_bicubic``), so a run says whether the SR
+  model beats plain interpolation.
 - **Temporal consistency** (:mod:`evaluation.temporal`) of the stages in ``metrics.temporal.stages``:
   the generated clips against the reference clips at the same rate: pixel change, the change of the FID
   network's per-frame features (when ``metrics.fid`` is set), and with the attribute classifier the
@@ -104,6 +107,27 @@ def stage_generated_stats(paths: list[Path], extractor, protocol, *, batch_size:
             yield clip
 
     return _stats(clips(), extractor, protocol, batch_size=batch_size, window=window, keep_features=keep_features)
+
+
+def bicubic_stats(paths: list[Path], extractor, protocol, *, scale: int, batch_size: int, window: int | None,
+                  num_frames: int | None = None) -> FeatureStats:
+    """Features of the samples at ``paths`` (the stage before ``upsample``) upsampled ``scale`` x bicubic:
+    the SR stage's baseline, scored against the same references as the SR output (issue 14: FID at
+    the high resolution against bicubic upsampling of the same frames)."""
+    import torch
+
+    from magicvideo.upsampling import bicubic_clips
+
+    def clips() -> Iterator[np.ndarray]:
+        for p in paths:
+            clip = read_sample(p)
+            if num_frames is not None and len(clip) != num_frames:
+                raise ValueError(f"sample {p} has {len(clip)} frames, its stage's reference clips {num_frames}")
+            x = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+            up = bicubic_clips(x, scale)[0].permute(1, 2, 3, 0)
+            yield ((up + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+    return _stats(clips(), extractor, protocol, batch_size=batch_size, window=window)
 
 
 # ------------------------------------------------------------------------------- temporal consistency

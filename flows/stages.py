@@ -80,9 +80,11 @@ def stage_tags(ckpt: dict, cfg, stage: str, chain) -> dict[str, str]:
 
 
 def stage_metrics(stage: str, report, results: dict) -> dict[str, float]:
-    """Metrics a stage's run adds: temporal consistency (``temporal/...``) where measured; a later
-    stage's ``keyframes_recomputed``."""
+    """Metrics a stage's run adds: temporal consistency (``temporal/...``) where measured; the upsample
+    stage's bicubic baseline (``<metric>_bicubic``); a later stage's ``keyframes_recomputed``."""
     out = dict(results["temporal"].metrics()) if results.get("temporal") is not None else {}
+    for m, r in (results.get("bicubic") or {}).items():  # the upsample stage's baseline
+        out[f"{m}_bicubic"] = r["value"]
     if stage != "keyframes":
         out["keyframes_recomputed"] = report.keyframes_recomputed
     return out

@@ -128,7 +128,8 @@ def test_validate_eval_names_each_mistake(shapes_root, bad_checkpoint, tmp_path)
 def test_check_pipeline_folder_finds_missing_parts(tmp_path):
     good = tmp_path / "good"
     shutil.copytree(shapes_checkpoint("pipeline"), good)
-    assert set(check_pipeline_folder(good)) == {"unet", "vae", "text_encoder", "interpolation", "image_encoder"}
+    assert set(check_pipeline_folder(good)) == {"unet", "vae", "text_encoder", "interpolation", "image_encoder",
+                                                "upsampler"}
     (good / "vae" / "config.json").unlink()
     with pytest.raises(InputError, match=r"component vae .*missing config.json"):
         check_pipeline_folder(good)

@@ -332,6 +332,9 @@ def test_eval_scores_every_stage(two_runs, flow_env):
               "temporal/frame_change_ratio", "temporal/stability/color", "temporal/stability_real/shape"):
         assert np.isfinite(inter[m]) and inter[m] >= 0, m
     assert not any(k.startswith("temporal/") for k in rows[0]) and not any(k.startswith("temporal/") for k in rows[2])
+    # the upsample stage's baseline: the interpolated clips upsampled bicubic, against the same references
+    assert np.isfinite(rows[2]["fvd_bicubic"]) and np.isfinite(rows[2]["fid_bicubic"]) and rows[2]["fid_bicubic"] > 0
+    assert not any(k.endswith("_bicubic") for r in rows[:2] for k in r)
     # the key-frame row is the first run's: same samples, same numbers
     assert rows[0]["fvd"] == pytest.approx(two_runs["first"][0]["fvd"])
     assert rows[0]["attr_acc/mean"] == two_runs["first"][0]["attr_acc/mean"]
