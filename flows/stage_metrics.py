@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -95,16 +95,18 @@ def stage_reference_stats(bench, chain, extractor, protocol, cache_dir: str | Pa
 
 
 def stage_generated_stats(paths: list[Path], extractor, protocol, *, batch_size: int, keep_features: bool,
-                          window: int | None, num_frames: int | None = None) -> FeatureStats:
+                          window: int | None, num_frames: int | None = None,
+                          transform: Callable[[np.ndarray], np.ndarray] | None = None) -> FeatureStats:
     """Features of the samples at ``paths``; with ``window``, FVD windows of each clip. ``num_frames``:
-    the frames every clip must have (its references'), else one error naming both counts."""
+    the frames every clip must have (its references'), else one error naming both counts. ``transform``:
+    applied to each clip before its features (:func:`bicubic_stats`)."""
     def clips() -> Iterator[np.ndarray]:
         for p in paths:
             clip = read_sample(p)
             if num_frames is not None and len(clip) != num_frames:
                 raise ValueError(f"sample {p} has {len(clip)} frames, its stage's reference clips {num_frames} "
                                  "(the interpolation stage makes 4 (F - 1) + 1 frames of F key frames)")
-            yield clip
+            yield clip if transform is None else transform(clip)
 
     return _stats(clips(), extractor, protocol, batch_size=batch_size, window=window, keep_features=keep_features)
 
@@ -116,18 +118,15 @@ def bicubic_stats(paths: list[Path], extractor, protocol, *, scale: int, batch_s
     the high resolution against bicubic upsampling of the same frames)."""
     import torch
 
+    from magicvideo.pipeline import MagicVideoPipeline
     from magicvideo.upsampling import bicubic_clips
 
-    def clips() -> Iterator[np.ndarray]:
-        for p in paths:
-            clip = read_sample(p)
-            if num_frames is not None and len(clip) != num_frames:
-                raise ValueError(f"sample {p} has {len(clip)} frames, its stage's reference clips {num_frames}")
-            x = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-            up = bicubic_clips(x, scale)[0].permute(1, 2, 3, 0)
-            yield ((up + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    def upsample(clip: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(clip).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        return MagicVideoPipeline.to_uint8(bicubic_clips(x, scale))[0]
 
-    return _stats(clips(), extractor, protocol, batch_size=batch_size, window=window)
+    return stage_generated_stats(paths, extractor, protocol, batch_size=batch_size, keep_features=False,
+                                 window=window, num_frames=num_frames, transform=upsample)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- temporal consistency

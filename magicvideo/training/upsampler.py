@@ -122,7 +122,8 @@ def upsampler_from_config(u: UpsamplerSection) -> UpsamplerUNet:
     if level is None:
         level = min(DEFAULT_NOISE_LEVEL, u.max_noise_level) if u.noise_augmentation else 0
     return UpsamplerUNet(
-        scale_factor=u.scale_factor, patch_size=u.patch_size, block_out_channels=tuple(u.block_out_channels), layers_per_block=u.layers_per_block,
+        scale_factor=u.scale_factor, patch_size=u.patch_size, block_out_channels=tuple(u.block_out_channels),
+        layers_per_block=u.layers_per_block,
         down_block_types=tuple(u.down_block_types) if u.down_block_types else None,
         up_block_types=tuple(u.up_block_types) if u.up_block_types else None, mid_block_type=u.mid_block_type,
         norm_num_groups=u.norm_num_groups, attention_head_dim=u.attention_head_dim,
