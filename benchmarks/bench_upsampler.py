@@ -172,24 +172,32 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return ((frames.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
 
 
-def frame_scores(out: np.ndarray, ref: np.ndarray | None, inp: np.ndarray) -> dict:
-    """PSNR / SSIM of `out` against `ref` (when given) and the input PSNR, per frame, averaged."""
+def frame_scores(out: np.ndarray, ref: np.ndarray | None, inp: np.ndarray, device: str = "cpu") -> dict:
+    """PSNR / SSIM of `out` against `ref` (when given) and the input PSNR, per frame, averaged.
+
+    float32 on `device`, 16 frames at a time: torchmetrics' SSIM in float64 held ~330 MB per 256 px
+    frame and took most of a quality run's time on the host (the 64-clip H200 run of 2026-12-02 spent
+    15 minutes there without a row); float32 changes the scores by < 1e-5 (uint8 inputs)."""
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     from magicvideo.models.upsampler import downsample
 
-    flat = lambda a: torch.from_numpy(a).flatten(0, 1).permute(0, 3, 1, 2).double()  # noqa: E731
-    o, i = flat(out), flat(inp)
-    res = {"input_psnr": float(peak_signal_noise_ratio(downsample(o, 4).clamp(0, 255), i, data_range=255.0,
-                                                       reduction="none", dim=(1, 2, 3)).mean())}  # fmt: skip
-    if ref is not None:
-        r = flat(ref)
-        res["psnr"] = float(peak_signal_noise_ratio(o, r, data_range=255.0, reduction="none", dim=(1, 2, 3)).mean())
-        # torchmetrics' SSIM holds ~330 MB per 256 px float64 frame (10 GB for 32 frames, what killed a 64-clip
-        # run): a few frames at a time
-        ssim = [structural_similarity_index_measure(o[k : k + 4], r[k : k + 4], data_range=255.0, reduction="none")
-                for k in range(0, len(o), 4)]  # fmt: skip
-        res["ssim"] = float(torch.cat(ssim).mean())
+    flat = lambda a: torch.from_numpy(a).flatten(0, 1).permute(0, 3, 1, 2)  # noqa: E731  (uint8, host)
+    o_all, i_all = flat(out), flat(inp)
+    r_all = flat(ref) if ref is not None else None
+    in_psnr, psnr, ssim = [], [], []
+    for k in range(0, len(o_all), 16):
+        o = o_all[k : k + 16].to(device).float()
+        i = i_all[k : k + 16].to(device).float()
+        in_psnr.append(peak_signal_noise_ratio(downsample(o, 4).clamp(0, 255), i, data_range=255.0, reduction="none",
+                                               dim=(1, 2, 3)).cpu())  # fmt: skip
+        if r_all is not None:
+            r = r_all[k : k + 16].to(device).float()
+            psnr.append(peak_signal_noise_ratio(o, r, data_range=255.0, reduction="none", dim=(1, 2, 3)).cpu())
+            ssim.append(structural_similarity_index_measure(o, r, data_range=255.0, reduction="none").cpu())
+    res = {"input_psnr": float(torch.cat(in_psnr).mean())}
+    if r_all is not None:
+        res["psnr"], res["ssim"] = float(torch.cat(psnr).mean()), float(torch.cat(ssim).mean())
     return res
 
 
@@ -260,12 +268,14 @@ def quality(args) -> dict:
             row = {"source": source, "method": label, "seconds_per_clip": seconds,
                    "noise_level": level if level is not None or method == "bicubic"
                    else models[method].config.default_noise_level,
-                   **frame_scores(out, high if source == "real" else None, clips)}  # fmt: skip
+                   **frame_scores(out, high if source == "real" else None, clips, device)}  # fmt: skip
             if extractor is not None:
                 from evaluation import compute_fid
 
                 row["fid256"] = compute_fid(out, real_stats=ref_stats, extractor=extractor, protocol="fid_frames").value
             results.append(row)
+            print(f"{source:9s} {label:14s} PSNR {row.get('psnr', float('nan')):6.2f}  SSIM {row.get('ssim', float('nan')):.4f}  "
+                  f"FID@256 {row.get('fid256', float('nan')):7.2f}  {seconds:.2f} s/clip", flush=True)  # progress: a row at a time
 
     fmt = lambda r, k, f: "-" if k not in r else format(r[k], f)  # noqa: E731
     table(f"x4 SR on {len(low)} shapes test clips x 16 frames, 64 -> 256 px ({args.steps} DDIM steps; FID and PSNR "

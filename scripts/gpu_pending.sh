@@ -13,6 +13,8 @@
 #      clips through the I2V model (benchmarks/long_video.py drift, t2v and magic141);
 #   D. the shapes student against its teacher, timed on an idle GPU (gpu_student.sh speed_shapes).
 #
+# Knobs (environment of `start`): I2V_STEPS (500), T2I_STEPS (600; 0: no T2I U-Net), SPEED=0 (no phase A/D),
+# SR_TRAIN_ARGS (gpu_train_sr.sh), FID_PARTS (2).
 #   SITE=/tmp/site scripts/gpu_pending.sh start OUT   # copies the repo (with .devcarry/chain and, rendered by
 #                                                     # gpu_train_sr.sh's render phase here, .devcarry/sr_render), starts the job
 #   scripts/gpu_pending.sh wait OUT SECONDS           # gathers the FID parts this call carries; progress
@@ -43,7 +45,7 @@ pack)
         aug/runs/upsample/train_log.jsonl noaug/runs/upsample/train_log.jsonl 2>/dev/null)
     (cd "$out/st" && tar czf "$dest/student.tgz" status.log logs run/train_log.jsonl student ./*.json 2>/dev/null)
     (cd "$out" && tar czf "$dest/i2v.tgz" status.log job.log logs ./*.json i2v/pipeline/i2v i2v/pipeline/t2i_unet \
-        i2v/pipeline/model_index.json i2v/runs 2>/dev/null)
+        i2v/pipeline/model_index.json i2v/runs/*/train_log.jsonl 2>/dev/null)  # not the runs' checkpoints (optimizer state: too large)
     ls -la "$dest"
     ;;
 run)
@@ -58,7 +60,7 @@ run)
     job sr_train sr train & a=$!
     job st_train st train & b=$!
     job i2v_train python3 scripts/train_i2v.py "$out/i2v" --pipeline checkpoints/shapes/pipeline --data "$data" \
-        --steps 500 --batch-size 64 --t2i-steps 600 --no-progress & c=$!
+        --steps "${I2V_STEPS:-500}" --batch-size 64 --t2i-steps "${T2I_STEPS:-600}" --no-progress & c=$!
     wait $a $b $c
     # C. quality
     job sr_quality sr quality &
@@ -68,7 +70,9 @@ run)
             --clips 8 --mode "$mode" --json "$out/long_video_drift_$mode.json"
     done
     wait
-    # A and D. speed, on an idle GPU, one after another (last: the models come first if the lease runs out)
+    # A and D. speed, on an idle GPU, one after another (last: the models come first if the lease runs out);
+    # SPEED=0 skips them (measured already: BENCHMARKS.md)
+    [ "${SPEED:-1}" = 0 ] && { note "JOB END"; exit 0; }
     job st_speed_shapes st speed_shapes
     job st_speed st speed_sd15
     job lv_speed python3 benchmarks/long_video.py --parts speed --json "$out/long_video_speed.json"

@@ -49,7 +49,8 @@ run)
         q=(--clips 2 --steps 1 --gen-steps 1 --device cpu --batch 2); sp4=("${sp[@]}")
     else
         sp=(--preset paper --steps 20 --frame-batch 16 --repeats 2)
-        tr=(--device cuda)
+        # SR_TRAIN_ARGS: more training options, e.g. "--set steps=3000 --set batch_size=64 --set upsampler.patch_size=1"
+        tr=(--device cuda ${SR_TRAIN_ARGS:-})
         q=(--clips 64 --steps 25 --gen-steps 25 --noise-levels 0,20,60)
     fi
     # 1. speed at the paper's scale (an idle GPU: before training); key-frame stage timed once
