@@ -172,8 +172,9 @@ def test_cli_upsample_names_the_missing_default_checkpoint(tmp_path, capsys, mon
 
 def test_the_committed_shapes_upsampler_restores_real_frames(tmp_path):
     """``magicvideo upsample`` with no --checkpoint reads the committed shapes SR model: a real test clip
-    rendered at 64 px comes back at 256 px near the same clip rendered at 256 (the committed model,
-    undertrained, gives 21-24 dB, a random one ~10 dB, bicubic 37.7: checkpoints/shapes/README.md),
+    rendered at 64 px comes back at 256 px near the same clip rendered at 256 (the committed model
+    gives ~32 dB, the CPU-trained one it replaced 21-24 dB, a random one ~10 dB, bicubic ~40 dB, which
+    PSNR favours: it is the blur that minimises squared error; checkpoints/shapes/README.md),
     and ``generate --stages keyframes,upsample`` on the committed pipeline writes 16 frames of 256 x 256."""
     import av
 
@@ -191,7 +192,7 @@ def test_the_committed_shapes_upsampler_restores_real_frames(tmp_path):
         got = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert got.shape == high.shape == (3, 256, 256, 3)
     mse = np.mean((got.astype(np.float64) - high) ** 2)
-    assert 10 * np.log10(255**2 / mse) > 18
+    assert 10 * np.log10(255**2 / mse) > 28, 10 * np.log10(255**2 / mse)
 
     out = tmp_path / "gen.mp4"
     assert main(["generate", "--pipeline", str(shapes_checkpoint("pipeline")), "--stages", "keyframes,upsample",
