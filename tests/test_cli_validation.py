@@ -129,7 +129,7 @@ def test_check_pipeline_folder_finds_missing_parts(tmp_path):
     good = tmp_path / "good"
     shutil.copytree(shapes_checkpoint("pipeline"), good)
     assert set(check_pipeline_folder(good)) == {"unet", "vae", "text_encoder", "interpolation", "image_encoder",
-                                                "upsampler"}
+                                                "upsampler", "i2v"}
     (good / "vae" / "config.json").unlink()
     with pytest.raises(InputError, match=r"component vae .*missing config.json"):
         check_pipeline_folder(good)
