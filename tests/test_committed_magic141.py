@@ -5,13 +5,10 @@ way the issue's acceptance checks use them."""
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from magicvideo.checkpoints import SHAPES_CHECKPOINTS
 
@@ -24,7 +21,6 @@ PROMPT = "black background, a blue triangle moves left slowly"
 def pipes():
     from magicvideo.pipeline import MagicVideoPipeline
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     teacher = MagicVideoPipeline.from_pretrained(str(TEACHER))
     student = MagicVideoPipeline.from_pretrained(str(STUDENT))
     for p in (teacher, student):
@@ -79,7 +75,7 @@ def test_cli_generate_with_the_committed_student(tmp_path):
 
 
 @pytest.mark.slow
-def test_committed_i2v_sliding_window_and_first_frame(pipes, tmp_path):
+def test_committed_i2v_sliding_window_and_first_frame(pipes):
     """The committed pipeline holds the I2V model: ``--num-frames 24`` gives exactly 24 frames through
     it, and image-to-video starts from the given frame (its first output frame is that image's VAE
     reconstruction, far nearer to it than to another clip's first frame)."""
