@@ -46,6 +46,8 @@ def drift(args) -> dict:
     from magicvideo.pipeline import MagicVideoPipeline
 
     pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(args.device)
+    if args.no_i2v:  # the directed-attention fallback even where the pipeline has an I2V model
+        pipe.register_modules(i2v=None)
     pipe.set_progress_bar_config(disable=True)
     clf = ShapesI3D.from_pretrained(args.classifier).to(args.device).eval()
     window = clf.config.num_frames
@@ -153,7 +155,7 @@ def main() -> None:
     p.add_argument("--speed-steps", type=int, default=4)
     p.add_argument("--speed-guidance", type=float, default=1.0)
     p.add_argument("--decode-chunk", type=int, default=16)
-    p.add_argument("--no-i2v", action="store_true", help="speed: the directed-attention fallback instead of an I2V model")
+    p.add_argument("--no-i2v", action="store_true", help="the directed-attention fallback instead of an I2V model (drift and speed)")
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args()
     if args.smoke:

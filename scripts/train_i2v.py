@@ -5,6 +5,8 @@ the pipeline that holds them.
     python scripts/train_i2v.py OUT [--pipeline checkpoints/shapes/pipeline] [--data DIR]
         [--steps 500] [--batch-size 64] [--max-context 4] [--t2i-steps 0] [--t2i-batch-size 256]
 
+``--steps 0 --t2i-steps N`` trains only the T2I U-Net for the pipeline (its ``i2v/`` is kept).
+
 - ``i2v``: :class:`~magicvideo.models.ImageToVideoUNet` from the pipeline's key-frame U-Net
   (:mod:`magicvideo.training.i2v`), with the shapes recipe's ``finetune`` stage settings (clips,
   lr, EMA, condition dropout) but ``--steps`` x ``--batch-size``; conditioned on the pipeline's own
@@ -51,8 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device")
     ap.add_argument("--no-progress", action="store_true")
     a = ap.parse_args(argv)
-    if a.steps < 1 or a.batch_size < 1 or a.t2i_steps < 0:
-        ap.error("--steps and --batch-size must be >= 1, --t2i-steps >= 0")
+    if a.steps < 0 or a.batch_size < 1 or a.t2i_steps < 0 or a.steps + a.t2i_steps == 0:
+        ap.error("--batch-size must be >= 1, --steps and --t2i-steps >= 0, and one of them > 0")
 
     import torch
 
@@ -79,6 +81,10 @@ def main(argv=None) -> int:
     if a.t2i_steps:
         summary["t2i"] = train_t2i(chain, a, pipeline)
 
+    if not a.steps:  # --steps 0: only the T2I U-Net (the pipeline's own i2v/, if any, is kept)
+        summary.update(pipeline=str(pipeline), seconds=round(time.perf_counter() - t_start, 1))
+        print(json.dumps(summary, indent=1, default=str))
+        return 0
     cfg = chain.stage_config("finetune", weights="random", conditioning="text", init_unet=str(a.pipeline.resolve()),
                              out_dir=str(chain.run_dir("i2v")))  # fmt: skip
     cfg = cfg.model_copy(update={"steps": a.steps, "batch_size": a.batch_size, "out_dir": str(chain.run_dir("i2v"))})

@@ -138,3 +138,42 @@ def test_save_load_round_trip_and_float16_storage(tmp_path):
     half = UpsamplerUNet.from_pretrained(tmp_path / "half", torch_dtype=torch.float32)
     assert half.dtype == torch.float32
     torch.testing.assert_close(half(x, 7, low, 3).sample, loaded(x, 7, low, 3).sample, atol=2e-2, rtol=2e-2)
+
+
+def test_residual_model_starts_as_bicubic_and_adds_its_correction():
+    """residual: x0 = bicubic(input) / sqrt(abar_level) + U-Net output; the last convolution starts
+    at zero, so an untrained model predicts the bicubic upsampling (of the clean input at level 0,
+    of the augmented one brought back to its brightness above it)."""
+    with pytest.raises(ValueError, match="residual needs prediction_type 'sample'"):
+        UpsamplerUNet(**TINY, residual=True)
+    model = tiny_upsampler(residual=True, prediction_type="sample")
+    x, low = inputs()
+    levels = torch.tensor([0, 300])
+    out = model(x, torch.tensor([10, 900]), low, levels).sample
+    up = model.condition(low, (32, 32))
+    from diffusers import DDPMScheduler
+
+    abar = DDPMScheduler.from_config(model.noise_schedule).alphas_cumprod
+    torch.testing.assert_close(model.signal_scale(levels), torch.stack([torch.tensor(1.0), abar[300].sqrt()]))
+    torch.testing.assert_close(out[0], up[0])
+    torch.testing.assert_close(out[1], up[1] / abar[300].sqrt())
+    # once the convolution has weights, the output is the skip plus what the plain model would give
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.1)
+    plain = tiny_upsampler(prediction_type="sample")
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(x, 5, low, levels).sample - plain(x, 5, low, levels).sample,
+                               up / model.signal_scale(levels).view(-1, 1, 1, 1))  # fmt: skip
+
+
+def test_untrained_residual_model_samples_the_bicubic_upsampling():
+    """Through the sampler (DDIM over an x0 prediction): an untrained residual model returns the
+    bicubic upsampling of the 8-bit input, whatever the noise."""
+    from magicvideo.upsampling import bicubic_clips, upsample_clips
+
+    model = tiny_upsampler(residual=True, prediction_type="sample", default_noise_level=0)
+    clips = torch.rand(2, 3, 3, 8, 8) * 2 - 1
+    hr = upsample_clips(model, clips, seeds=[0, 1], num_inference_steps=5)
+    ref = bicubic_clips(quantize(clips))
+    assert hr.shape == ref.shape == (2, 3, 3, 32, 32)
+    # the last DDIM step lands on alphas_cumprod[0] (not 1): up to its noise, 0.01 x the initial draw
+    assert (hr - ref).abs().mean() < 0.02, (hr - ref).abs().mean()

@@ -40,6 +40,20 @@ there, the default here), and the level enters the U-Net through ``class_labels`
   p = 4. This is simple diffusion's way to high resolution (Hoogeboom et al. 2023, "simple
   diffusion: end-to-end diffusion for high resolution images", sec. 3: the first layer downsamples,
   as a ViT's patch embedding); the upscaler needs none since its VAE does the folding.
+- **Residual over bicubic** (``residual = True``, with ``prediction_type = "sample"``). The plain
+  model (the x4 upscaler's way) predicts the noise (or v) of the whole image, so everything it
+  outputs, flat areas included, is generated: trained on a small budget it rounds and textures
+  flat-coloured shapes and loses to plain bicubic upsampling on PSNR and FID
+  (``checkpoints/shapes/README.md``). With ``residual`` the network predicts the clean image as
+  the bicubic upsampling of the input it is given plus a correction,
+  ``x0 = bicubic(low_res) / sqrt(abar_level) + unet(...)``, and its last convolution starts at zero,
+  so an untrained model already returns bicubic and training only has to learn what bicubic lacks
+  (edges). This is SRDiff's idea (Li et al. 2022, "SRDiff: single image super-resolution with
+  diffusion probabilistic models": diffuse the residual over the upsampled input), carried out as
+  a skip on the x0 prediction so that the diffusion itself, its scheduler and the samplers stay the
+  standard ones; the skip uses the *augmented* input the model sees (rescaled by
+  ``1 / sqrt(abar_level)`` to the input's brightness), so under noise-conditioning augmentation
+  the correction must also remove the augmentation noise: what the augmentation teaches.
 - **No classifier-free guidance** at sampling (the upscaler defaults to 9 with text); text
   conditioning is optional (``cross_attention_dim``) and off in the shapes model, whose frames
   come with no caption at SR time.
@@ -52,6 +66,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers import ModelMixin  # (DiffusionPipeline.from_pretrained finds a component's loader by looking up
 # diffusers' base classes in the module that defines it)
@@ -88,6 +103,8 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
         default_noise_level: the level :mod:`magicvideo.upsampling` uses when none is given.
         noise_augmentation: whether it was trained with noise-conditioning augmentation (False: the
             ablation, trained at level 0 only).
+        residual: predict the clean image as the bicubic upsampling of the input plus the U-Net's
+            output (module docstring); needs ``prediction_type = "sample"``.
     """
 
     _supports_gradient_checkpointing = True
@@ -113,8 +130,14 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
         max_noise_level: int = MAX_NOISE_LEVEL,
         default_noise_level: int = DEFAULT_NOISE_LEVEL,
         noise_augmentation: bool = True,
+        residual: bool = False,
     ):
         super().__init__()
+        if prediction_type not in ("epsilon", "v_prediction", "sample"):
+            raise ValueError(f"prediction_type must be epsilon, v_prediction or sample, got {prediction_type!r}")
+        if residual and prediction_type != "sample":
+            raise ValueError(f"residual needs prediction_type 'sample' (the skip adds to the x0 prediction), "
+                             f"got {prediction_type!r}")  # fmt: skip
         if scale_factor < 1:
             raise ValueError(f"scale_factor must be >= 1, got {scale_factor}")
         if patch_size < 1:
@@ -140,6 +163,10 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
             layers_per_block=layers_per_block, norm_num_groups=norm_num_groups,
             attention_head_dim=attention_head_dim, class_embed_type="timestep", **text,
         )  # fmt: skip
+        if residual:  # an untrained residual model returns the bicubic upsampling (module docstring)
+            nn.init.zeros_(self.unet.conv_out.weight)
+            nn.init.zeros_(self.unet.conv_out.bias)
+        self._signal_scale: torch.Tensor | None = None  # sqrt(abar) per level, built on first use
 
     # ---- the schedule ---------------------------------------------------------------------
 
@@ -163,6 +190,15 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
         schedule = DDPMScheduler.from_config(self.noise_schedule)
         noised = schedule.add_noise(low_res, noise.to(low_res.dtype), level)
         return torch.where((level > 0).view(-1, 1, 1, 1), noised, low_res)
+
+    def signal_scale(self, noise_level: torch.Tensor) -> torch.Tensor:
+        """``sqrt(abar)`` of each augmentation level ``(N,)`` (1 at level 0, the clean input): how
+        much of the input's signal its augmented version keeps."""
+        if self._signal_scale is None:
+            abar = DDPMScheduler.from_config(self.noise_schedule).alphas_cumprod
+            self._signal_scale = abar.sqrt().float()
+        scale = self._signal_scale.to(noise_level.device)[noise_level.long()]
+        return torch.where(noise_level > 0, scale, torch.ones_like(scale))
 
     # ---- forward --------------------------------------------------------------------------
 
@@ -203,13 +239,16 @@ class UpsamplerUNet(ModelMixin, ConfigMixin):
                              "refused by one without text conditioning")  # fmt: skip
         level = self.config.default_noise_level if noise_level is None else noise_level
         level = torch.as_tensor(level, device=sample.device).reshape(-1).expand(sample.shape[0])
-        x = torch.cat([sample, self.condition(low_res.to(sample.dtype), (h, w))], dim=1)
+        up = self.condition(low_res.to(sample.dtype), (h, w))
+        x = torch.cat([sample, up], dim=1)
         if p == 1:
-            return self.unet(x, timestep, encoder_hidden_states=encoder_hidden_states, class_labels=level,
-                             return_dict=return_dict)  # fmt: skip
-        out = self.unet(F.pixel_unshuffle(x, p), timestep, encoder_hidden_states=encoder_hidden_states,
-                        class_labels=level).sample  # fmt: skip
-        out = F.pixel_shuffle(out, p)
+            out = self.unet(x, timestep, encoder_hidden_states=encoder_hidden_states, class_labels=level).sample
+        else:
+            out = self.unet(F.pixel_unshuffle(x, p), timestep, encoder_hidden_states=encoder_hidden_states,
+                            class_labels=level).sample  # fmt: skip
+            out = F.pixel_shuffle(out, p)
+        if self.config.residual:
+            out = out + up / self.signal_scale(level).to(up.dtype).view(-1, 1, 1, 1)
         return UNet2DConditionOutput(sample=out) if return_dict else (out,)
 
 

@@ -107,7 +107,9 @@ class UpsamplerSection(StrictModel):
     cross_attention_dim: int | None = Field(None, ge=1)  # text conditioning (with CrossAttn* blocks): the text
                                                 # encoder's hidden size; null: no text
     text_encoder: str | None = None             # with cross_attention_dim: a folder with tokenizer/ and text_encoder/
-    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "v_prediction"
+    residual: bool = False                      # x0 = bicubic(input) + U-Net output (UpsamplerUNet; needs
+                                                # prediction_type: sample)
     noise_augmentation: bool = True             # noise-conditioning augmentation (false: the ablation, level 0 only)
     max_noise_level: int = Field(350, ge=0, lt=1000)  # augmentation levels are uniform in [0, max_noise_level]
     default_noise_level: int | None = Field(None, ge=0)  # inference level stored in the model (null: 20 with
@@ -124,6 +126,8 @@ class UpsamplerSection(StrictModel):
                              f"downsampling {2 ** (len(self.block_out_channels) - 1)}")  # fmt: skip
         if (self.cross_attention_dim is None) != (self.text_encoder is None):
             raise ValueError("text conditioning needs both cross_attention_dim and text_encoder (or neither)")
+        if self.residual and self.prediction_type != "sample":
+            raise ValueError(f"upsampler.residual needs prediction_type: sample, got {self.prediction_type}")
         return self
 
 

@@ -32,7 +32,7 @@ from magicvideo.training.trainer import Trainer, load_weights
 
 def noised(noise_scheduler, latents: torch.Tensor, generator: torch.Generator | None = None):
     """The forward process of eq. 6 on clean latents ``(B, ...)``: ``(noisy latents, timesteps, target)``,
-    one timestep per item; the target is the noise (or v, for ``v_prediction``). Noise, then timesteps,
+    one timestep per item; the target is the noise (v for ``v_prediction``, the clean latents for ``sample``). Noise, then timesteps,
     come from `generator` (the training stages' loss functions share this draw order)."""
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator,
@@ -42,6 +42,8 @@ def noised(noise_scheduler, latents: torch.Tensor, generator: torch.Generator | 
         target = noise
     elif kind == "v_prediction":
         target = noise_scheduler.get_velocity(latents, noise, t)
+    elif kind == "sample":
+        target = latents
     else:
         raise ValueError(f"unsupported prediction_type {kind!r}")
     return noise_scheduler.add_noise(latents, noise, t), t, target

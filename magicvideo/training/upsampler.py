@@ -129,7 +129,7 @@ def upsampler_from_config(u: UpsamplerSection) -> UpsamplerUNet:
         norm_num_groups=u.norm_num_groups, attention_head_dim=u.attention_head_dim,
         cross_attention_dim=u.cross_attention_dim, prediction_type=u.prediction_type,
         max_noise_level=u.max_noise_level, default_noise_level=level,
-        noise_augmentation=u.noise_augmentation,
+        noise_augmentation=u.noise_augmentation, residual=u.residual,
     )  # fmt: skip
 
 
