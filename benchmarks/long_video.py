@@ -1,9 +1,9 @@
 """Sliding-window long video (Magic 1-For-1, issue point 3): drift on shapes and speed at sd15 size.
 
 * ``drift``  K clips of ``--seconds`` at 8 fps (60 s = 480 frames = 30 windows of 16) from the
-  shapes test prompts with a pipeline (default: the committed ``checkpoints/shapes/pipeline``; with
-  an ``i2v/`` component its windows go through the I2V model, else the directed-attention
-  fallback). The committed shapes classifier (``ShapesI3D``, clips at 8 fps) reads every
+  shapes test prompts with a pipeline (default: the committed ``checkpoints/shapes/pipeline``);
+  ``--window-method`` held (default) or i2v as the pipeline's ``window_method``; ``--no-i2v`` drops the
+  I2V model altogether. The committed shapes classifier (``ShapesI3D``, clips at 8 fps) reads every
   non-overlapping 16-frame window; reported: the fraction of windows after the first whose
   predicted shape and colour (each, and both) equal the first window's (the goal: >= 0.9 for both),
   and how often the first window's agree with the prompt.
@@ -46,7 +46,7 @@ def drift(args) -> dict:
     from magicvideo.pipeline import MagicVideoPipeline
 
     pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(args.device)
-    if args.no_i2v:  # the directed-attention fallback even where the pipeline has an I2V model
+    if args.no_i2v:  # no I2V model at all (magic141's first window then also takes the fallback)
         pipe.register_modules(i2v=None)
     pipe.set_progress_bar_config(disable=True)
     clf = ShapesI3D.from_pretrained(args.classifier).to(args.device).eval()
@@ -60,7 +60,7 @@ def drift(args) -> dict:
         part = records[i : i + args.batch_size]
         clips.extend(pipe([r.prompt for r in part], seed=[args.seed + i + j for j in range(len(part))],
                           num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance, fps=8.0,
-                          mode=args.mode, overlap=args.overlap).frames)  # fmt: skip
+                          mode=args.mode, overlap=args.overlap, window_method=args.window_method).frames)  # fmt: skip
     for rec, clip in zip(records, clips):
         n = clip.shape[0] // window
         wins = clip[: n * window].reshape(n, window, *clip.shape[1:])  # (windows, 16, H, W, 3)
@@ -79,7 +79,7 @@ def drift(args) -> dict:
         rows.append(both)
     allw = np.concatenate(rows) if rows else np.zeros(0, bool)
     return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
-            "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap,
+            "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
             "i2v": pipe.i2v is not None, "windows_compared": int(allw.size),
             "both_same": float(allw.mean()) if allw.size else float("nan"),
             "shape_same": float(np.mean([c["shape_same"] for c in per_clip])),
@@ -137,6 +137,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="CPU smoke: 1 clip of 4 s at 2 steps; speed on the tiny config")
     p.add_argument("--overlap", type=int, default=1, help="frames shared by consecutive windows")
+    p.add_argument("--window-method", choices=["held", "i2v"], default="held",
+                   help="drift: how windows after the first continue (MagicVideoPipeline's window_method)")
     # drift
     p.add_argument("--pipeline", type=Path, default=ROOT / "checkpoints/shapes/pipeline")
     p.add_argument("--classifier", type=Path, default=ROOT / "checkpoints/shapes/classifier")
@@ -176,7 +178,8 @@ def main() -> None:
     if "drift" in res:
         d = res["drift"]
         t = Table(title=f"drift: {d['clips']} clips x {d['seconds']:g} s ({d['frames']} frames), {d['steps']} steps, "
-                        f"CFG {d['guidance']}, overlap {d['overlap']}, {'I2V' if d['i2v'] else 'fallback'}, {d['mode']}")  # fmt: skip
+                        f"CFG {d['guidance']}, overlap {d['overlap']}, windows {d['window_method']}, "
+                        f"{'I2V model present' if d['i2v'] else 'no I2V model'}, {d['mode']}")  # fmt: skip
         for c in ("windows after the first", "shape same", "colour same", "both same (goal >= 0.90)",
                   "1st window = prompt (shape / colour)"):  # fmt: skip
             t.add_column(c, justify="right")

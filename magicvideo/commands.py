@@ -44,9 +44,13 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-frames", type=positive_int,
                    help="frames of the clip (default: the model's window, 16); more makes a sliding-window clip of "
                         "exactly N frames, each window continuing the previous one's last --overlap frames "
-                        "(through the pipeline's i2v model if it has one; magicvideo.long_video)")
+                        "(--window-method; magicvideo.long_video)")
     p.add_argument("--overlap", type=positive_int, default=1,
                    help="with --num-frames above the window: frames shared by consecutive windows (default 1)")
+    p.add_argument("--window-method", choices=["held", "i2v"], default="held",
+                   help="with --num-frames above the window: how a window continues the previous one: held (the "
+                        "key-frame model's directed attention with those frames held; default, drifts less on "
+                        "shapes) or i2v (through the pipeline's image-to-video model)")
     p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v",
                    help="t2v: the key-frame model makes the clip; magic141: a text-to-image U-Net makes the first "
                         "frame, then the image-to-video model the clip (Magic 1-For-1)")
@@ -144,6 +148,7 @@ def run_generate(args: argparse.Namespace) -> int:
         upsample_noise_level=args.noise_level,
         num_frames=args.num_frames,
         overlap=args.overlap,
+        window_method=args.window_method,
         mode=args.mode,
         **inputs,
     ).frames

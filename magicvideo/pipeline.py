@@ -230,6 +230,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         upsample_frame_batch: int = 16,
         mode: str = "t2v",
         overlap: int = 1,
+        window_method: str = "held",
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -282,6 +283,9 @@ class MagicVideoPipeline(DiffusionPipeline):
                 ``t2i_unet``, else the key-frame model's frame 0, makes the first frame, then the
                 ``i2v`` model makes the clip; :mod:`magicvideo.long_video`).
             overlap: frames each sliding window continues from the previous one (1..15).
+            window_method: how windows after the first continue the previous one: "held" (the
+                key-frame model's directed attention with those frames held; default: it drifts
+                less on shapes) or "i2v" (through the ``i2v`` model); :mod:`magicvideo.long_video`.
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -303,6 +307,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                 eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale, mode, overlap,
+                window_method,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -337,10 +342,12 @@ class MagicVideoPipeline(DiffusionPipeline):
 
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
-                   guidance_rescale=0.0, mode="t2v", overlap=1):  # fmt: skip
-        from .long_video import check_mode, window_count
+                   guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held"):  # fmt: skip
+        from .long_video import WINDOW_METHODS, check_mode, window_count
 
         check_mode(mode)
+        if window_method not in WINDOW_METHODS:
+            raise ValueError(f"window_method must be one of {WINDOW_METHODS}, got {window_method!r}")
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
@@ -394,7 +401,8 @@ class MagicVideoPipeline(DiffusionPipeline):
             from .long_video import generate
 
             latents = generate(self, cond, seeds, num_frames, height, width, fps, num_inference_steps, guidance_scale,
-                               eta, guidance_rescale, image=given, mode=mode, overlap=overlap)  # fmt: skip
+                               eta, guidance_rescale, image=given, mode=mode, overlap=overlap,
+                               window_method=window_method)  # fmt: skip
             return latents, seeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -606,7 +614,7 @@ def stage_seed(seed: int, stage: str) -> int:
 
 
 def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyframes",), mode: str = "t2v",
-                     num_frames: int | None = None, image: bool = False) -> str:
+                     num_frames: int | None = None, image: bool = False, window_method: str = "held") -> str:
     """A stable identity (SHA-256 hex) of a cascade run from a saved pipeline folder: the stage
     names, and the relative paths and contents of the files of every component those stages
     read (:data:`STAGE_COMPONENTS`; ``model_index.json`` and other folders are not read). So
@@ -615,11 +623,13 @@ def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyfram
     address: a sample of the "interpolate" stage should be addressed with the whole chain,
     ``("keyframes", "interpolate")``, since its key frames come from the first stage.
 
-    `mode` "magic141", `num_frames` above the U-Net's window (a sliding-window clip) or `image`
-    (image-to-video, which reads the I2V model when the folder has one) add the
-    components those read (:func:`magicvideo.stages.mode_components`: ``i2v``, ``image_encoder``,
-    ``t2i_unet``), each hashed when the folder holds it and recorded as absent otherwise (the
-    pipeline then takes its fallback); the defaults give the identity as before."""
+    `mode` "magic141", `num_frames` above the U-Net's window (a sliding-window clip) with
+    ``window_method="i2v"``, or `image` (image-to-video, which reads the I2V model when the folder
+    has one) add the components those read (:func:`magicvideo.stages.mode_components`: ``i2v``,
+    ``image_encoder``, ``t2i_unet``), each hashed when the folder holds it and recorded as absent
+    otherwise (the pipeline then takes its fallback); a sliding-window clip whose windows are held
+    by the key-frame model (``"held"``, the default) reads no more than the key frames do, but is
+    marked as long. The defaults give the identity as before."""
     import hashlib
     import json
 
@@ -635,9 +645,10 @@ def cascade_identity(folder: str | Path, stages: str | Sequence[str] = ("keyfram
     if num_frames is not None and (root / "unet" / "config.json").is_file():
         window = json.loads((root / "unet" / "config.json").read_text()).get("num_frames", 16)
     long = num_frames is not None and num_frames > window
-    extra = [c for c in mode_components(mode, long or image) if c not in components]
-    if extra:
-        h.update(f"mode:{mode};frames:{num_frames};image:{int(image)}\0".encode())
+    extra = [c for c in mode_components(mode, (long and window_method == "i2v") or image) if c not in components]
+    if extra or long:
+        method = f";windows:{window_method}" if long else ""
+        h.update(f"mode:{mode};frames:{num_frames};image:{int(image)}{method}\0".encode())
         for comp in extra:
             if not (root / comp).is_dir():
                 h.update(f"absent:{comp}\0".encode())

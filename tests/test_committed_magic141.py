@@ -76,16 +76,18 @@ def test_cli_generate_with_the_committed_student(tmp_path):
 
 @pytest.mark.slow
 def test_committed_i2v_sliding_window_and_first_frame(pipes):
-    """The committed pipeline holds the I2V model: ``--num-frames 24`` gives exactly 24 frames through
-    it, and image-to-video starts from the given frame (its first output frame is that image's VAE
+    """The committed pipeline holds the I2V model: ``--num-frames 24`` gives exactly 24 frames, with
+    the windows held by the key-frame model (the default) and through the I2V model, and image-to-video
+    starts from the given frame (its first output frame is that image's VAE
     reconstruction, far nearer to it than to another clip's first frame)."""
     from magicvideo.data.benchmarks import load_benchmark_config
     from magicvideo.data.shapes import render, sample_clip
 
     teacher, _ = pipes
     assert teacher.i2v is not None
-    long = teacher([PROMPT], seed=[0], num_inference_steps=2, num_frames=24)
-    assert long.frames.shape == (1, 24, 64, 64, 3)
+    for method in ("held", "i2v"):
+        long = teacher([PROMPT], seed=[0], num_inference_steps=2, num_frames=24, window_method=method)
+        assert long.frames.shape == (1, 24, 64, 64, 3)
     spec = load_benchmark_config("shapes").generate
     clip = sample_clip(spec, "test", 0)
     first = render(clip, spec.size)[0]

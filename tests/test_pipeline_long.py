@@ -1,5 +1,6 @@
 """Magic 1-For-1's generation modes in MagicVideoPipeline (magicvideo.long_video): sliding-window
-clips of exactly N frames (through the I2V model, or the directed-attention fallback), one seed's
+clips of exactly N frames (held by the key-frame model's directed attention, or through the I2V
+model), one seed's
 clip whatever the batch, magic141 (T2I U-Net or the key-frame model's frame 0, then I2V),
 image-to-video through the I2V model, the sample identity, the CLI's --num-frames / --mode, errors."""
 
@@ -55,7 +56,7 @@ def test_sliding_window_gives_exactly_n_frames_and_keeps_the_overlap(magic, over
 @pytest.mark.parametrize("with_i2v", [True, False])
 def test_one_seed_same_long_clip_whatever_the_batch(magic, with_i2v, tiny_pipeline_4f):
     pipe = magic if with_i2v else tiny_pipeline_4f
-    kw = dict(num_frames=10, guidance_scale=2.0, **KW)
+    kw = dict(num_frames=10, guidance_scale=2.0, window_method="i2v" if with_i2v else "held", **KW)
     batch = pipe(PROMPTS, seed=[11, 12], **kw).frames
     alone = pipe(PROMPTS[1:], seed=[12], **kw).frames
     torch.testing.assert_close(batch[1:], alone, atol=1e-5, rtol=1e-4)
@@ -67,6 +68,22 @@ def test_fallback_holds_the_overlap_through_directed_attention(tiny_pipeline_4f)
     assert out.shape[2] == 7
     first = tiny_pipeline_4f(PROMPTS[:1], seed=[5], **KW).frames
     assert torch.equal(out[:, :, :4], first)
+
+
+def test_windows_are_held_by_the_keyframe_model_unless_i2v_is_asked_for(magic):
+    """window_method "held" (default): a long t2v clip never reads the I2V model, so it equals the
+    clip of the same pipeline without one; "i2v" continues the windows through it."""
+    kw = dict(num_frames=7, overlap=1, seed=[5], **KW)
+    held = magic(PROMPTS[:1], **kw).frames
+    i2v = magic(PROMPTS[:1], window_method="i2v", **kw).frames
+    bare = tiny_magic(t2i=False)
+    bare.register_modules(i2v=None)
+    assert torch.equal(bare(PROMPTS[:1], **kw).frames, held)
+    assert held.shape == i2v.shape and torch.equal(held[:, :, :4], i2v[:, :, :4]) and not torch.allclose(held, i2v)
+    with pytest.raises(ValueError, match="window_method must be one of"):
+        magic(PROMPTS[:1], window_method="other", **kw)
+    with pytest.raises(ValueError, match="window_method 'i2v' needs the pipeline's i2v component"):
+        bare(PROMPTS[:1], window_method="i2v", **kw)
 
 
 def test_magic141_runs_with_and_without_a_t2i_unet(magic):
@@ -109,15 +126,16 @@ def test_identity_includes_the_i2v_components_when_used(tmp_path):
     folder = tmp_path / "p"
     base = cascade_identity(folder)
     assert cascade_identity(folder, num_frames=4) == base  # one window: as before
-    long_id, magic_id = cascade_identity(folder, num_frames=40), cascade_identity(folder, mode="magic141")
-    image_id = cascade_identity(folder, image=True)
-    assert len({base, long_id, magic_id, image_id}) == 4
+    long_id, magic_id = cascade_identity(folder, num_frames=40, window_method="i2v"), cascade_identity(folder, mode="magic141")
+    image_id, held_id = cascade_identity(folder, image=True), cascade_identity(folder, num_frames=40)
+    assert len({base, long_id, magic_id, image_id, held_id}) == 5
     i2v = ImageToVideoUNet.from_pretrained(folder / "i2v")
     with torch.no_grad():
         i2v.conv_in.weight.add_(1.0)
     add_i2v(folder, i2v)
-    assert cascade_identity(folder) == base and cascade_identity(folder, num_frames=40) != long_id
+    assert cascade_identity(folder) == base and cascade_identity(folder, num_frames=40, window_method="i2v") != long_id
     assert cascade_identity(folder, image=True) != image_id
+    assert cascade_identity(folder, num_frames=40) == held_id  # held windows never read the I2V model
     with pytest.raises(ValueError, match="unknown mode"):
         cascade_identity(folder, mode="x")
 
