@@ -172,10 +172,11 @@ def test_cli_upsample_names_the_missing_default_checkpoint(tmp_path, capsys, mon
 
 def test_the_committed_shapes_upsampler_restores_real_frames(tmp_path):
     """``magicvideo upsample`` with no --checkpoint reads the committed shapes SR model: a real test clip
-    rendered at 64 px comes back at 256 px near the same clip rendered at 256 (the committed model
-    gives ~32 dB, the CPU-trained one it replaced 21-24 dB, a random one ~10 dB, bicubic ~40 dB, which
-    PSNR favours: it is the blur that minimises squared error; checkpoints/shapes/README.md),
-    and ``generate --stages keyframes,upsample`` on the committed pipeline writes 16 frames of 256 x 256."""
+    rendered at 64 px comes back at 256 px nearer the same clip rendered at 256 than bicubic
+    upsampling of the same decoded frames is (35.3 dB against 34.1, though only the SR output goes
+    through a second mp4 encoding; the plain-parameterization model it replaced gave ~32 dB, a random
+    one ~10; checkpoints/shapes/README.md), and ``generate --stages keyframes,upsample`` on the
+    committed pipeline writes 16 frames of 256 x 256."""
     import av
 
     from magicvideo.checkpoints import shapes_checkpoint
@@ -191,8 +192,13 @@ def test_the_committed_shapes_upsampler_restores_real_frames(tmp_path):
     with av.open(str(tmp_path / "x4.mp4")) as container:
         got = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert got.shape == high.shape == (3, 256, 256, 3)
-    mse = np.mean((got.astype(np.float64) - high) ** 2)
-    assert 10 * np.log10(255**2 / mse) > 28, 10 * np.log10(255**2 / mse)
+    with av.open(str(tmp_path / "in.mp4")) as container:
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    x = torch.from_numpy(decoded).permute(0, 3, 1, 2).float()
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic").clamp(0, 255).round()
+    psnr = lambda a: 10 * np.log10(255**2 / np.mean((a.astype(np.float64) - high) ** 2))  # noqa: E731
+    sr_db, bicubic_db = psnr(got), psnr(bicubic.permute(0, 2, 3, 1).numpy())
+    assert sr_db > bicubic_db + 0.5 and sr_db > 33, (sr_db, bicubic_db)
 
     out = tmp_path / "gen.mp4"
     assert main(["generate", "--pipeline", str(shapes_checkpoint("pipeline")), "--stages", "keyframes,upsample",
