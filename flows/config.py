@@ -23,6 +23,9 @@ class CheckpointSpec(StrictModel):
     ablation: str | None = None           # ablation variant this checkpoint is (ablations path)
     ablation_seed: int | None = None      # its training seed, in a multi-seed ablation (train-ablations --seeds)
     step: int | None = None               # training step; default read from the folder (flows.checkpoints)
+    num_inference_steps: int | None = Field(None, ge=1)  # this checkpoint's own sampler steps and guidance, over
+    guidance_scale: float | None = Field(None, ge=0)     # the sampler's; None: a distilled student's own (its
+                                          # distillation.json "sample_with", e.g. 4 steps, guidance 1), else the sampler's
 
 
 class InterpolateSettings(StrictModel):
@@ -70,6 +73,29 @@ class SamplerSettings(StrictModel):
             raise ValueError(f"the scored stages start at keyframes (got {names}); later stages are generated from "
                              "the key frames, and every listed stage is scored")
         return names
+
+
+def checkpoint_sampler(sampler: SamplerSettings, spec: CheckpointSpec, path: str | Path) -> SamplerSettings:
+    """The sampler one checkpoint is evaluated with: ``sampler`` with its ``num_inference_steps`` and
+    ``guidance_scale`` replaced by the checkpoint's own, the spec's when given, else those a distilled
+    student records in its folder (``distillation.json``, ``sample_with``: written by
+    ``scripts/train_student.py``), so a teacher and its student evaluated in one run each sample as
+    they should (25 CFG steps against 4 steps at guidance 1). Both are in the samples' content
+    address and the checkpoint's MLflow run's parameters."""
+    import json
+
+    own: dict = {}
+    record = Path(path) / "distillation.json"
+    if record.is_file():
+        try:
+            own = dict(json.loads(record.read_text()).get("sample_with") or {})
+        except (ValueError, AttributeError) as exc:
+            raise ValueError(f"{record}: not a distillation record ({exc})") from exc
+    for key in ("num_inference_steps", "guidance_scale"):
+        if getattr(spec, key) is not None:
+            own[key] = getattr(spec, key)
+    own = {k: v for k, v in own.items() if k in ("num_inference_steps", "guidance_scale")}
+    return sampler.model_copy(update=own) if own else sampler
 
 
 def stage_sampler(sampler: SamplerSettings, chain) -> dict:

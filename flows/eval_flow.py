@@ -242,10 +242,17 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
 
 
 # ------------------------------------------------------------------------------------------ flows
-def _checkpoint_info(spec: CheckpointSpec) -> dict:
+def _checkpoint_info(spec: CheckpointSpec, sampler=None) -> dict:
+    """A checkpoint's identity, labels and its own sampler (:func:`flows.config.checkpoint_sampler`:
+    a distilled student's steps and guidance)."""
+    from flows.config import checkpoint_sampler
+
     path = checkpoint_path(spec)
-    return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
+    info = {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
             "label": spec.label or Path(path).name, "ablation": spec.ablation, "ablation_seed": spec.ablation_seed}
+    if sampler is not None:
+        info["sampler"] = checkpoint_sampler(sampler, spec, path)
+    return info
 
 
 @flow(name="eval", log_prints=True)
@@ -290,7 +297,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
 
 
 def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
-    ckpts = [_checkpoint_info(s) for s in cfg.checkpoints]
+    ckpts = [_checkpoint_info(s, cfg.sampler) for s in cfg.checkpoints]
     client = tracking.client(tracking.tracking_uri(cfg.tracking.uri))
     exp_id = tracking.experiment_id(client, cfg.tracking.experiment)
     provenance = run_records.provenance(fm.resolve_device(cfg.metrics.device))
@@ -327,7 +334,7 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
         rows = []
         for ckpt in ckpts:
             started, t0 = time.time(), time.perf_counter()
-            plan = stages.plan(ckpt["path"], records, cfg)
+            plan = stages.plan(ckpt["path"], records, cfg, ckpt.get("sampler"))
             report = generate_task(actors, ckpt, plan, cfg)
             t1 = time.perf_counter()
             if "generation_device" not in provenance:  # the actors are up now
@@ -362,7 +369,7 @@ def _summarise(client, pid: str, cfg: EvalConfig, rows: list[dict]) -> None:
     """Parent-run artifacts (results JSON, plots, ablation table) and the Prefect table artifact: a row
     per checkpoint and stage; plots and ablation tables per stage (a later stage's names end in
     ``_<stage>``)."""
-    cols = (["checkpoint", "stage", "step"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
+    cols = (["checkpoint", "stage", "step", "steps", "guidance"] + [k for m in METRICS for k in (m, f"{m}_ci_low", f"{m}_ci_high")]
             + ["clipsim", "attr_acc/mean", "temporal/pixel_change_ratio", "temporal/frame_change_ratio", "clips_per_s"])
     table = [{c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c)) for c in cols if c in r} for r in rows]
     tracking.log_json(client, pid, rows, "results.json")

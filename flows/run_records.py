@@ -90,6 +90,10 @@ def child_tags(ckpt: dict, cfg: EvalConfig, parent_id: str, flow_run_id: str | N
 
 
 def child_params(ckpt: dict, cfg: EvalConfig, items, refs: dict, results: dict) -> dict[str, str]:
+    """MLflow parameters of one checkpoint's run: the config with the checkpoint's own sampler
+    (``ckpt["sampler"]``: a distilled student's steps and guidance), where it is, and what scored it."""
+    if ckpt.get("sampler") is not None:
+        cfg = cfg.model_copy(update={"sampler": ckpt["sampler"]})
     params = flatten(cfg.model_dump(exclude={"checkpoints"}))
     params.update({"checkpoint.path": ckpt["path"], "checkpoint.id": ckpt["id"], "checkpoint.step": str(ckpt["step"]),
                    "num_prompts": str(len({it.prompt_id for it in items})), "num_samples": str(len(items))})
@@ -130,8 +134,10 @@ def frechet_results(results: dict) -> dict:
 
 def summary_row(ckpt: dict, cfg: EvalConfig, run_id: str, mets: dict, results: dict) -> dict:
     """The flow's return value for one checkpoint (and the parent run's results.json row)."""
+    sampler = ckpt.get("sampler") or cfg.sampler
     row = {"checkpoint": ckpt["label"], "variant": ckpt.get("ablation") or ckpt["label"], "step": ckpt["step"],
-           "benchmark": cfg.benchmark, "run_id": run_id, "ablation": ckpt.get("ablation")}
+           "benchmark": cfg.benchmark, "run_id": run_id, "ablation": ckpt.get("ablation"),
+           "steps": sampler.num_inference_steps, "guidance": sampler.guidance_scale}
     if ckpt.get("ablation_seed") is not None:
         row["ablation_seed"] = ckpt["ablation_seed"]
     for m, r in frechet_results(results).items():

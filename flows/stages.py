@@ -38,13 +38,16 @@ class StagePlan:
     sampler: dict                         # the actors' sampler settings (the whole chain's)
 
 
-def plan(path: str, records, cfg) -> StagePlan:
-    """The samples of every stage of ``cfg.sampler.stages`` for the checkpoint folder ``path``."""
+def plan(path: str, records, cfg, sampler=None) -> StagePlan:
+    """The samples of every stage of ``cfg.sampler.stages`` for the checkpoint folder ``path``, sampled
+    with ``sampler`` (the checkpoint's own, :func:`flows.config.checkpoint_sampler`; default
+    ``cfg.sampler``)."""
     from flows.config import stage_sampler
 
+    sampler = cfg.sampler if sampler is None else sampler
     chains = stage_chains(cfg.sampler.stages)
     ids = {s: checkpoint_id(path, c) for s, c in chains.items()}
-    samplers = {s: stage_sampler(cfg.sampler, c) for s, c in chains.items()}
+    samplers = {s: stage_sampler(sampler, c) for s, c in chains.items()}
     items, jobs = plan_cascade(records, ids, samplers, cfg.samples_per_prompt, cfg.seed)
     return StagePlan(chains, ids, items, jobs, samplers[list(chains)[-1]])
 

@@ -90,3 +90,32 @@ def test_where_to_look_names_run_uri_and_outputs():
                                  "http://127.0.0.1:5000/#/experiments/3/runs/rid", "outputs: /out"]
     Client._tracking_client.tracking_uri = "http://mlflow:5000/"
     assert "open: http://mlflow:5000/#/experiments/3/runs/rid" in where_to_look(Client(), "3", "rid", "/out")
+
+
+def test_a_distilled_student_is_evaluated_with_its_own_sampler(tmp_path, cfg):
+    """flows.config.checkpoint_sampler: a folder with a distillation record samples at its
+    ``sample_with`` steps and guidance; the spec's own fields win; other folders keep the config's.
+    The child run's params and the summary row carry the checkpoint's sampler."""
+    import json
+
+    from flows.config import checkpoint_sampler
+
+    student, teacher = tmp_path / "student", tmp_path / "teacher"
+    student.mkdir(), teacher.mkdir()
+    (student / "distillation.json").write_text(json.dumps({"method": "DMD2", "sample_with": {
+        "num_inference_steps": 4, "guidance_scale": 1.0}}))  # fmt: skip
+    assert cfg.sampler.num_inference_steps == 25 and cfg.sampler.guidance_scale == 7.5
+    own = checkpoint_sampler(cfg.sampler, CheckpointSpec(path=str(student)), student)
+    assert (own.num_inference_steps, own.guidance_scale, own.scheduler, own.fps) == (4, 1.0, "ddim", cfg.sampler.fps)
+    assert checkpoint_sampler(cfg.sampler, CheckpointSpec(path=str(teacher)), teacher) == cfg.sampler
+    given = checkpoint_sampler(cfg.sampler, CheckpointSpec(path=str(student), num_inference_steps=2), student)
+    assert (given.num_inference_steps, given.guidance_scale) == (2, 1.0)
+    ckpt = {**CKPT, "sampler": own}
+    params = run_records.child_params(ckpt, cfg, ITEMS, {}, RESULTS)
+    assert params["sampler.num_inference_steps"] == "4" and params["sampler.guidance_scale"] == "1.0"
+    row = run_records.summary_row(ckpt, cfg, "rid", run_records.child_metrics(report(2), {}, RESULTS), RESULTS)
+    assert (row["steps"], row["guidance"]) == (4, 1.0)
+    assert run_records.summary_row(CKPT, cfg, "rid", {}, RESULTS)["steps"] == 25
+    (student / "distillation.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="distillation.json: not a distillation record"):
+        checkpoint_sampler(cfg.sampler, CheckpointSpec(path=str(student)), student)

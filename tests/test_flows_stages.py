@@ -404,3 +404,22 @@ def test_console_table_has_a_column_per_stage(capsys):
     _print_rows(rows)
     out = capsys.readouterr().out
     assert "shapes (interpolate)" in out and "pixel change / real" in out and "1.500" in out
+
+
+def test_a_checkpoint_s_own_sampler_moves_its_addresses(tmp_path, tiny_pipeline):
+    """stages.plan with a checkpoint's own sampler (a distilled student's 4 steps, guidance 1): its
+    samples' addresses and the actors' settings follow it; without one, the config's."""
+    from flows.stages import plan
+    from magicvideo.data.records import PromptRecord
+
+    tiny_pipeline.save_pretrained(tmp_path / "ckpt")
+    cfg = resolve_config("shapes", {})
+    records = [PromptRecord(prompt_id=f"shapes/v{i}/0", prompt=p, benchmark="shapes") for i, p in enumerate(PROMPTS)]
+    base = plan(str(tmp_path / "ckpt"), records, cfg)
+    own = cfg.sampler.model_copy(update={"num_inference_steps": 4, "guidance_scale": 1.0})
+    student = plan(str(tmp_path / "ckpt"), records, cfg, own)
+    assert (student.sampler["num_inference_steps"], student.sampler["guidance_scale"]) == (4, 1.0)
+    assert base.sampler["num_inference_steps"] == 25
+    assert all(a.address != b.address for a, b in zip(base.items["keyframes"], student.items["keyframes"]))
+    assert [i.address for i in plan(str(tmp_path / "ckpt"), records, cfg, cfg.sampler).items["keyframes"]] == \
+        [i.address for i in base.items["keyframes"]]  # fmt: skip
