@@ -82,19 +82,10 @@ def checkpoint_sampler(sampler: SamplerSettings, spec: CheckpointSpec, path: str
     ``scripts/train_student.py``), so a teacher and its student evaluated in one run each sample as
     they should (25 CFG steps against 4 steps at guidance 1). Both are in the samples' content
     address and the checkpoint's MLflow run's parameters."""
-    import json
+    from magicvideo.checkpoints import SAMPLE_WITH_KEYS, sample_with
 
-    own: dict = {}
-    record = Path(path) / "distillation.json"
-    if record.is_file():
-        try:
-            own = dict(json.loads(record.read_text()).get("sample_with") or {})
-        except (ValueError, AttributeError) as exc:
-            raise ValueError(f"{record}: not a distillation record ({exc})") from exc
-    for key in ("num_inference_steps", "guidance_scale"):
-        if getattr(spec, key) is not None:
-            own[key] = getattr(spec, key)
-    own = {k: v for k, v in own.items() if k in ("num_inference_steps", "guidance_scale")}
+    own = sample_with(path)
+    own.update({k: getattr(spec, k) for k in SAMPLE_WITH_KEYS if getattr(spec, k) is not None})
     return sampler.model_copy(update=own) if own else sampler
 
 

@@ -242,17 +242,15 @@ def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig,
 
 
 # ------------------------------------------------------------------------------------------ flows
-def _checkpoint_info(spec: CheckpointSpec, sampler=None) -> dict:
+def _checkpoint_info(spec: CheckpointSpec, sampler) -> dict:
     """A checkpoint's identity, labels and its own sampler (:func:`flows.config.checkpoint_sampler`:
     a distilled student's steps and guidance)."""
     from flows.config import checkpoint_sampler
 
     path = checkpoint_path(spec)
-    info = {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
-            "label": spec.label or Path(path).name, "ablation": spec.ablation, "ablation_seed": spec.ablation_seed}
-    if sampler is not None:
-        info["sampler"] = checkpoint_sampler(sampler, spec, path)
-    return info
+    return {"path": path, "id": checkpoint_id(path), "step": checkpoint_step(path, spec.step),
+            "label": spec.label or Path(path).name, "ablation": spec.ablation, "ablation_seed": spec.ablation_seed,
+            "sampler": checkpoint_sampler(sampler, spec, path)}
 
 
 @flow(name="eval", log_prints=True)

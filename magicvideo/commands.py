@@ -92,12 +92,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.pipeline:
         pipe = MagicVideoPipeline.from_pretrained(args.pipeline)
         steps, guidance, fps = 50, 7.5, 8.0
-        distilled = args.pipeline / "distillation.json"  # a distilled student samples as it was trained
-        if distilled.is_file():
-            import json
+        from .checkpoints import sample_with
 
-            sample_with = json.loads(distilled.read_text()).get("sample_with", {})
-            steps, guidance = sample_with.get("num_inference_steps", steps), sample_with.get("guidance_scale", guidance)
+        own = sample_with(args.pipeline)  # a distilled student samples as it was trained
+        steps, guidance = own.get("num_inference_steps", steps), own.get("guidance_scale", guidance)
     else:
         cfg = load_model_config(args.config)
         pipe = build_pipeline(cfg, weights=args.weights)

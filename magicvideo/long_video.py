@@ -60,6 +60,16 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_window_method(window_method: str, pipe=None) -> str:
+    """`window_method` if it is one of :data:`WINDOW_METHODS` (and, with `pipe`, one that pipeline can run)."""
+    if window_method not in WINDOW_METHODS:
+        raise ValueError(f"window_method must be one of {WINDOW_METHODS}, got {window_method!r}")
+    if window_method == "i2v" and pipe is not None and pipe.i2v is None:
+        raise ValueError("window_method 'i2v' needs the pipeline's i2v component; this pipeline has none "
+                         "(window_method 'held' needs none)")  # fmt: skip
+    return window_method
+
+
 def window_count(num_frames: int, window: int, overlap: int) -> int:
     """Windows of a sliding-window clip of `num_frames` frames (1 when it fits in one window)."""
     if not 1 <= overlap < window:
@@ -90,11 +100,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     cond: the text tokens, ``[uncond; cond]`` stacked when ``guidance_scale > 1``; image: the first
     frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None."""
     check_mode(mode)
-    if window_method not in WINDOW_METHODS:
-        raise ValueError(f"window_method must be one of {WINDOW_METHODS}, got {window_method!r}")
-    if window_method == "i2v" and pipe.i2v is None:
-        raise ValueError("window_method 'i2v' needs the pipeline's i2v component; this pipeline has none "
-                         "(window_method 'held' needs none)")  # fmt: skip
+    check_window_method(window_method, pipe)
     if mode == "magic141" and image is not None:
         raise ValueError("mode 'magic141' makes the first frame from the text: pass an image or that mode, not both")
     window = pipe.unet.config.num_frames

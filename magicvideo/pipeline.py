@@ -343,11 +343,10 @@ class MagicVideoPipeline(DiffusionPipeline):
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
                    guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held"):  # fmt: skip
-        from .long_video import WINDOW_METHODS, check_mode, window_count
+        from .long_video import check_mode, check_window_method, window_count
 
         check_mode(mode)
-        if window_method not in WINDOW_METHODS:
-            raise ValueError(f"window_method must be one of {WINDOW_METHODS}, got {window_method!r}")
+        check_window_method(window_method)
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
