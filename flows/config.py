@@ -56,6 +56,9 @@ class SamplerSettings(StrictModel):
     eta: float = 0.0
     quantize: Literal["int8_weight_only", "int8_dynamic"] | None = None  # the U-Net's linear layers through torchao
                                           # (magicvideo.quantize); in the address only when set
+    dtype: Literal["bf16", "fp16"] | None = None  # the whole pipeline in this precision (GPU; None: fp32, TF32 off
+                                          # unless ray.tf32); in the address only when set. bf16 is the sd15
+                                          # rate of BENCHMARKS.md (~4x fp32 without TF32)
     stages: list[str] = Field(default_factory=lambda: ["keyframes"])  # cascade stages generated and scored, each
                                           # in its own MLflow child run: [keyframes] | [keyframes, interpolate] |
                                           # [keyframes, upsample] | [keyframes, interpolate, upsample]
@@ -119,6 +122,13 @@ class RaySettings(StrictModel):
     tf32: bool = False                    # TF32 in generation (GPU, fp32 pipelines): ~3.7x faster for sd15, but
                                           # a sample then depends on its batch size and neighbours; off: to within
                                           # 1 uint8 level (flows.generation._numerics)
+    compile: Literal["default", "reduce-overhead"] | None = None  # each actor's U-Net through
+                                          # MagicVideoPipeline.enable_fast_inference (fused QKV, channels-last,
+                                          # torch.compile; the first batch of each size compiles, 1-2 min for
+                                          # sd15): ~1.7x the bf16 rate of sd15 on an H100 (BENCHMARKS.md). A speed
+                                          # knob, like tf32 not in the samples' address: fused projections and
+                                          # generated kernels round differently from eager, so samples differ
+                                          # from an eager run's by rounding (and by tf32 / bf16's batch effects)
     shutdown: bool = False                # shut down a Ray the flow itself started when it ends
 
 

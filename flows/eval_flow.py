@@ -283,7 +283,7 @@ def eval_flow(benchmark: str = "shapes", checkpoints: list | None = None, config
     actors = generation.take_actors(cfg.ray)
     try:
         for a in actors:
-            a.load.remote(first, cfg.sampler.scheduler, cfg.sampler.quantize)  # a failed warm-up shows again on the first batch
+            a.load.remote(first, cfg.sampler.scheduler, cfg.sampler.quantize, cfg.sampler.dtype)  # a failed warm-up shows again on the first batch
         return _evaluate(cfg, actors)
     finally:
         import ray

@@ -34,13 +34,15 @@ class GenerationWorker:
     benchmark uses it directly).
     """
 
-    def __init__(self, device: str | None = None, tf32: bool = False):
+    def __init__(self, device: str | None = None, tf32: bool = False, compile: str | None = None):
         import torch
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tf32 = tf32  # ray.tf32: see _numerics
+        self.compile = compile  # ray.compile: MagicVideoPipeline.enable_fast_inference's mode
         self.checkpoint: str | None = None
         self.quantize: str | None = None
+        self.dtype: str | None = None
         self.scheduler: str | None = None
         self.pipe = None
         self.batches_done = 0
@@ -56,17 +58,25 @@ class GenerationWorker:
 
         return device_name(self.device)
 
-    def load(self, checkpoint: str, scheduler: str, quantize: str | None = None) -> dict:
-        """Load ``checkpoint`` (its U-Net quantized when `quantize` names a mode of
-        :mod:`magicvideo.quantize`) unless it is the one already held."""
-        if (self.checkpoint, self.quantize) != (checkpoint, quantize) or self.pipe is None:
+    def load(self, checkpoint: str, scheduler: str, quantize: str | None = None, dtype: str | None = None) -> dict:
+        """Load ``checkpoint`` (in ``dtype``, bf16 / fp16, else fp32; its U-Net quantized when `quantize`
+        names a mode of :mod:`magicvideo.quantize`; compiled when the worker was made with ``compile``)
+        unless it is the one already held."""
+        if (self.checkpoint, self.quantize, self.dtype) != (checkpoint, quantize, dtype) or self.pipe is None:
+            import torch
+
             from magicvideo.pipeline import MagicVideoPipeline
             from magicvideo.quantize import quantize_pipeline
 
-            self.pipe = MagicVideoPipeline.from_pretrained(checkpoint).to(self.device)
-            self.pipe.set_progress_bar_config(disable=True)
-            quantize_pipeline(self.pipe, quantize)
-            self.checkpoint, self.quantize, self.scheduler = checkpoint, quantize, None
+            self.pipe = None  # the old one's memory goes before the new one loads
+            torch_dtype = {None: torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+            pipe = MagicVideoPipeline.from_pretrained(checkpoint).to(self.device, torch_dtype)
+            pipe.set_progress_bar_config(disable=True)
+            quantize_pipeline(pipe, quantize)
+            if self.compile:
+                pipe.enable_fast_inference(self.compile)
+            self.pipe = pipe
+            self.checkpoint, self.quantize, self.dtype, self.scheduler = checkpoint, quantize, dtype, None
         if self.scheduler != scheduler:
             self.pipe.set_scheduler(scheduler)
             self.scheduler = scheduler
@@ -78,7 +88,7 @@ class GenerationWorker:
         Items of a chain of stages (``CascadeItem.as_dict()``, with ``stages``) go through
         :func:`flows.cascade.run_cascade`: each stage's sample under its own address, only what is
         missing computed; their records add ``stages_written``, ``stages_run`` and ``stage_seconds``."""
-        self.load(checkpoint, sampler["scheduler"], sampler.get("quantize"))
+        self.load(checkpoint, sampler["scheduler"], sampler.get("quantize"), sampler.get("dtype"))
         out, done, by_address = [], set(), {it["address"]: it for it in items}
         # each sample claimed while it is generated: a concurrent run on this output root waits for it
         # instead of computing it twice, and takes it over if this process dies (flows.store.claimed_batches)
@@ -190,7 +200,7 @@ def start_actors(settings, gpus: float | None = None) -> list:
     )
     # GenerationWorker is looked up when called: the tests' fault injection replaces it (tests/conftest.py)
     cls = ray.remote(GenerationWorker).options(**options)
-    return [cls.remote(tf32=settings.tf32) for _ in range(n)]
+    return [cls.remote(tf32=settings.tf32, compile=settings.compile) for _ in range(n)]
 
 
 #: Actors started ahead of a flow run (``magicvideo eval`` starts them beside Prefect's server),
@@ -203,10 +213,11 @@ def _actor_key(settings) -> tuple:
     # class, which the tests' fault injection replaces
     return (ray.get_runtime_context().get_job_id(), settings.address, settings.num_actors,
             settings.num_gpus_per_actor, settings.num_cpus_per_actor, settings.max_restarts, settings.tf32,
-            GenerationWorker)
+            settings.compile, GenerationWorker)
 
 
-def prestart_actors(settings, checkpoint: str, scheduler: str, quantize: str | None = None) -> list:
+def prestart_actors(settings, checkpoint: str, scheduler: str, quantize: str | None = None,
+                    dtype: str | None = None) -> list:
     """Start the actors now and have them load ``checkpoint``, without waiting for either; the next
     :func:`take_actors` with the same settings gets them (Ray must be initialised). Idempotent:
     actors already pre-started with these settings are returned as they are."""
@@ -215,7 +226,7 @@ def prestart_actors(settings, checkpoint: str, scheduler: str, quantize: str | N
         return _prestarted[key]
     actors = start_actors(settings)
     for a in actors:
-        a.load.remote(checkpoint, scheduler, quantize)
+        a.load.remote(checkpoint, scheduler, quantize, dtype)
     _prestarted[key] = actors
     return actors
 

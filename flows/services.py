@@ -211,7 +211,7 @@ def starting_services(ray_address: str | None, warm=None):
         else:
             services.started_ray = ensure_ray(warm.ray)
             generation.prestart_actors(warm.ray, checkpoint_path(warm.checkpoints[0]), warm.sampler.scheduler,
-                                       warm.sampler.quantize)
+                                       warm.sampler.quantize, warm.sampler.dtype)
         yield services
         if services.server is not None:
             try:

@@ -478,6 +478,42 @@ def test_generation_runs_with_tf32_off_unless_asked(tmp_path):
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
 
 
+def test_generation_dtype_and_compile_reach_the_worker(tmp_path, monkeypatch):
+    """sampler.dtype loads the pipeline in that precision (and enters the samples' address only when set);
+    ray.compile goes through MagicVideoPipeline.enable_fast_inference once per load; the same settings
+    keep the loaded pipeline; a clip comes out of a bf16 pipeline (CPU) as uint8."""
+    import torch
+
+    from flows.config import RaySettings, SamplerSettings, stage_sampler
+    from flows.generation import GenerationWorker
+    from magicvideo.build import build_pipeline
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    build_pipeline("tiny", weights="random", seed=0).save_pretrained(tmp_path / "ck")
+    modes = []
+    monkeypatch.setattr(MagicVideoPipeline, "enable_fast_inference", lambda self, mode: modes.append(mode))
+    w = GenerationWorker("cpu", compile=RaySettings(compile="default").compile)
+    w.load(str(tmp_path / "ck"), "ddim", None, "bf16")
+    first = w.pipe
+    assert first.unet.dtype == torch.bfloat16 and first.vae.dtype == torch.bfloat16 and modes == ["default"]
+    w.load(str(tmp_path / "ck"), "ddim", None, "bf16")
+    assert w.pipe is first and modes == ["default"]
+    sampler = {"scheduler": "ddim", "num_inference_steps": 1, "guidance_scale": 7.5, "fps": 8.0,
+               "negative_prompt": "", "eta": 0.0, "dtype": "bf16"}
+    (rec,) = w.generate(str(tmp_path / "ck"), [{"address": "a" * 64, "prompt": "a red circle", "seed": 0}],
+                        sampler, str(tmp_path / "out"))
+    assert rec["generated"] and w.pipe is first
+    from flows.store import read_sample, sample_path
+
+    assert read_sample(sample_path(tmp_path / "out", "a" * 64)).dtype == np.uint8
+    w.load(str(tmp_path / "ck"), "ddim", None, None)
+    assert w.pipe is not first and w.pipe.unet.dtype == torch.float32 and modes == ["default", "default"]
+    assert stage_sampler(SamplerSettings(dtype="bf16"), ["keyframes"])["dtype"] == "bf16"
+    assert "dtype" not in stage_sampler(SamplerSettings(), ["keyframes"])
+    with pytest.raises(ValueError):
+        SamplerSettings(dtype="fp8")
+
+
 @pytest.mark.slow
 def test_results_do_not_depend_on_actors_or_batch_size(env, tmp_path):
     """The same run with 1 or 2 actors and batches of 4 or 8 clips: byte-identical sample files and
