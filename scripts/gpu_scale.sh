@@ -62,7 +62,7 @@ pack)
     (cd "$work/bundle" && sha256sum site.tar.xz i3d-kinetics-400.ckpt > SHA256SUMS)
     rm -rf "$parts_dir" && mkdir -p "$parts_dir"
     tar -C "$work/bundle" -cf - . | split -b "${PART_MB:-24}m" - "$parts_dir/part."
-    ls "$parts_dir" | wc -l > "$parts_dir/count"
+    n=$(ls "$parts_dir" | grep -c '^part\.'); echo "$n" > "$parts_dir/count"
     echo "${#keep[@]} packages + I3D -> $(cat "$parts_dir/count") parts in $parts_dir:"; ls -la "$parts_dir"
     ;;
 gather)
