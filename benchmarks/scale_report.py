@@ -55,7 +55,7 @@ def project(rows: list[dict], prompts: int, budget_s: float = 3600.0) -> dict:
         a = 1 / lo["steady_clips_per_s"] - b * lo["steps"]
         fixed = max(v["fixed_s"] for v in out["at_steps"].values())
         out["per_clip_model"] = {"a_s": a, "b_s_per_step": b}
-        out["steps_within_budget"] = int((budget_s - fixed) / prompts - a) // b if b > 0 else None
+        out["steps_within_budget"] = int(((budget_s - fixed) / prompts - a) / b) if b > 0 else None
         out["budget_s"] = budget_s
     return out
 

@@ -17,7 +17,8 @@
 #   scripts/gpu_scale.sh wait /tmp/scale 540        # progress; repeat until JOB END
 #   scripts/gpu_scale.sh report /tmp/scale $OUT     # the tables (benchmarks/scale_report.py) and the logs
 #
-# The job's phases (PHASES to choose; knobs: SLICE_PROMPTS 60, SLICE_STEPS 50, FULL_STEPS 8):
+# The job's phases (PHASES to choose; knobs: SLICE_PROMPTS 60, SLICE_STEPS 50, FULL_STEPS 8, EVAL_SETS: more
+# `--set`s of both runs, default `--set metrics.fid=null`: the FID Inception (87 MB) would take 4 more calls):
 #   setup   the random-weight sd15 checkpoint, the 2,990 reference clips (magicvideo data shapes)
 #   slice   SLICE_PROMPTS prompts at SLICE_STEPS (the benchmark's 50) steps: the 50-step rate, compile included
 #   full    all 2,990 prompts at FULL_STEPS steps: what fits one device session, every stage timed
@@ -101,7 +102,7 @@ run)
         local t0=$SECONDS
         mv_ eval shapes_scale --checkpoint "$out/sd15" --root "$out/shapes" --limit "$2" --steps "$3" \
             --output-root "$out/eval_$1" --tracking-uri "sqlite:///$out/mlflow.db" --set tracking.experiment="scale-$1" \
-            ${EVAL_SETS:-}
+            ${EVAL_SETS---set metrics.fid=null}
         local rc=$?
         echo "{\"run\": \"$1\", \"prompts\": $2, \"steps\": $3, \"wall_s\": $((SECONDS - t0)), \"exit\": $rc}" >>"$out/walls.jsonl"
         return $rc
