@@ -24,6 +24,7 @@ from torch import nn
 
 # The units, SAME-padded pooling and Inception blocks are shared with the shapes classifier.
 from magicvideo.i3d_layers import InceptionBlock3D, MaxPool3dSame, Unit3D
+from evaluation.weights import load_state_dict
 
 #: Fewest frames accepted. Three stride-2 temporal stages then a 2-frame average pool need 9;
 #: common_metrics_on_video_quality documents ">= 10 necessary", which we enforce.
@@ -119,7 +120,7 @@ def output_frames(num_frames: int) -> int:
 
 def load_i3d(path, device="cpu", bn_eps: float = 1e-5) -> InceptionI3d:
     """``InceptionI3d`` with a pytorch-i3d state dict loaded strictly (``torch.load(weights_only=True)``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state_dict(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel

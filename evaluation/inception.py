@@ -24,6 +24,7 @@ from torch import nn
 
 # One definition of the TF1 resize for FID and FVD (re-exported here for callers of this module).
 from .preprocess import resize_bilinear_tf1  # noqa: F401
+from evaluation.weights import load_state_dict
 
 INPUT_SIZE = 299
 CONVENTIONS = ("torch-fidelity", "pytorch-fid")
@@ -216,7 +217,7 @@ class InceptionV3FID(nn.Module):
 
 def load_inception(path, device="cpu", convention: str = "torch-fidelity") -> InceptionV3FID:
     """``InceptionV3FID`` with ``pt_inception-2015-12-05`` loaded strictly (``weights_only=True``)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state_dict(path)
     model = InceptionV3FID(convention)
     model.load_state_dict(state, strict=True)
     return model.eval().requires_grad_(False).to(device)

@@ -122,3 +122,16 @@ def file_sha256(path: str | os.PathLike) -> str:
                     h.update(chunk)
         _HASHES[key] = h.hexdigest()
     return _HASHES[key]
+
+
+def load_state_dict(path: str | os.PathLike):
+    """``torch.load(path, weights_only=True)`` on the CPU, with one error naming the file when it is not a
+    state dict PyTorch's restricted unpickler can read (a truncated download, another format)."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError (zip), EOFError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{path}: not a PyTorch state dict that torch.load(weights_only=True) can read "
+                         f"({type(exc).__name__}: {first})") from exc

@@ -16,7 +16,9 @@ its checkpoints carry ``ablation`` labels.
 
 from __future__ import annotations
 
+import contextvars
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -97,8 +99,9 @@ def stage_reference_stats_task(bench, cfg: EvalConfig, metric: str, chain: tuple
 
 
 @task(name="generate", cache_policy=NO_CACHE)
-def generate_task(actors, ckpt: dict, plan: stages.StagePlan, cfg: EvalConfig):
-    """Generate every clip of ``plan`` (one job per clip, through the chain of stages) over the actors."""
+def generate_task(actors, ckpt: dict, plan: stages.StagePlan, cfg: EvalConfig, check=None):
+    """Generate every clip of ``plan`` (one job per clip, through the chain of stages) over the actors;
+    ``check()``, called as each batch lands, may raise to stop it (the reference work failed meanwhile)."""
     log = _logger()
     sampler, items = plan.sampler, plan.jobs
     artifact_id = None
@@ -109,6 +112,8 @@ def generate_task(actors, ckpt: dict, plan: stages.StagePlan, cfg: EvalConfig):
     last = [0.0]
 
     def progress(done: int, total: int, elapsed: float) -> None:
+        if check is not None:
+            check()
         now = time.perf_counter()
         if done < total and now - last[0] < 2.0:
             return  # a line and an artifact update every 2 s at most: the API is not a metrics bus
@@ -211,6 +216,17 @@ def temporal_task(items, bench, chain: tuple, cfg: EvalConfig, refs: dict, attri
     return tc
 
 
+@task(name="temporal-reference", cache_policy=NO_CACHE)
+def temporal_reference_task(bench, chain: tuple, cfg: EvalConfig, refs: dict, attributes: dict | None) -> None:
+    """The real side of the temporal metric (:func:`flows.stage_metrics.temporal_reference`), into its cache."""
+    cache_dir = cfg.metrics.cache_dir or str(Path(cfg.output_root) / "reference_stats")
+    t0 = time.perf_counter()
+    sm.temporal_reference(bench, chain, embed_extractor=refs["fid"]["extractor"] if "fid" in refs else None,
+                          classifier=attributes["classifier"] if attributes else None, cache_dir=cache_dir,
+                          batch_size=cfg.metrics.batch_size, max_clips=cfg.metrics.max_reference_clips)
+    _logger().info("temporal reference of stage %s ready in %.1f s", chain[-1], time.perf_counter() - t0)
+
+
 @task(name="track", cache_policy=NO_CACHE)
 def track_task(client, parent_id: str, exp_id: str, ckpt: dict, cfg: EvalConfig, items, report, results: dict,
                timings: dict, refs: dict, started: float, provenance: dict, chain: tuple = ("keyframes",)) -> dict:
@@ -304,7 +320,7 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
                                              "kind": "eval"})
     pid = parent.info.run_id
     tracking.log_params(client, pid, flatten(cfg.model_dump()))
-    status = "FAILED"
+    status, pool = "FAILED", None
     try:
         t0 = time.perf_counter()
         bench, records = manifest_task(cfg)
@@ -325,16 +341,40 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
             else:
                 clipsim = fm.build_clipsim_scorer(cfg.metrics.clipsim, fm.resolve_device(cfg.metrics.device))
         t_manifest = time.perf_counter() - t0
-        refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
         chains = stages.stage_chains(cfg.sampler.stages)
-        stage_refs = {s: refs if s == "keyframes" else {m: stage_reference_stats_task(bench, cfg, m, c, refs[m])
-                                                        for m in refs} for s, c in chains.items()}
+
+        def references() -> dict:
+            """Reference statistics of every metric and stage, and the temporal metric's real side (cached)."""
+            refs = {m: reference_stats_task(bench, cfg, m) for m in METRICS if getattr(cfg.metrics, m) is not None}
+            out = {s: refs if s == "keyframes" else {m: stage_reference_stats_task(bench, cfg, m, c, refs[m])
+                                                     for m in refs} for s, c in chains.items()}
+            for s, c in chains.items():
+                if cfg.metrics.temporal is not None and s in cfg.metrics.temporal.stages:
+                    temporal_reference_task(bench, c, cfg, out[s], attributes)
+            return out
+
+        # metrics.schedule: "pipelined" computes the references in a thread of this process while the
+        # actors generate (on a GPU machine the reference clips' decoding and features use the CPUs and the
+        # GPU's gaps); "staged" computes them first. The same statistics either way; the thread carries
+        # this flow run's context, so its tasks are this run's.
+        pool = ThreadPoolExecutor(1, thread_name_prefix="references") if cfg.metrics.schedule == "pipelined" else None
+        pending = pool.submit(contextvars.copy_context().run, references) if pool else None
+        stage_refs = None if pool else references()
+
+        def check() -> None:  # a failed reference computation stops generation at its next batch
+            if pending is not None and pending.done() and pending.exception() is not None:
+                raise pending.exception()
+
         rows = []
         for ckpt in ckpts:
             started, t0 = time.time(), time.perf_counter()
             plan = stages.plan(ckpt["path"], records, cfg, ckpt.get("sampler"))
-            report = generate_task(actors, ckpt, plan, cfg)
+            report = generate_task(actors, ckpt, plan, cfg, check)
             t1 = time.perf_counter()
+            if stage_refs is None:
+                stage_refs = pending.result()
+            t_wait = time.perf_counter() - t1  # generation did not hide this part of the reference work
+            t1 += t_wait
             if "generation_device" not in provenance:  # the actors are up now
                 provenance["generation_device"] = run_records.devices_tag(generation.actor_devices(actors))
                 client.set_tag(pid, "generation_device", provenance["generation_device"])
@@ -349,7 +389,8 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
                 if cfg.metrics.temporal is not None and stage in cfg.metrics.temporal.stages:
                     results["temporal"] = temporal_task(items, bench, chain, cfg, srefs, attributes)
                 t4 = time.perf_counter()
-                timings = {"manifest": t_manifest, "generation": t1 - t0, "features": t3 - t2, "metrics": t4 - t3}
+                timings = {"manifest": t_manifest, "generation": t1 - t_wait - t0, "reference_wait": t_wait,
+                           "features": t3 - t2, "metrics": t4 - t3}
                 timings.update({f"reference_{m}": r["seconds"] for m, r in srefs.items()})
                 rows.append(track_task(client, pid, exp_id, stages.stage_checkpoint(ckpt, plan, stage), cfg, items,
                                        stages.stage_report(report, plan, stage), results, timings, srefs, started,
@@ -360,6 +401,8 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
         _logger().info(where)
         return [{**r, "parent_run_id": pid, "where": where} for r in rows]
     finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         client.set_terminated(pid, status)
 
 

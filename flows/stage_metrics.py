@@ -158,22 +158,32 @@ def _stability(means: dict[str, float]) -> dict[str, float] | None:
     return {k.split("/", 1)[1]: v for k, v in means.items() if k.startswith("stability/")} or None
 
 
+def temporal_reference(bench, chain, *, embed_extractor=None, classifier=None, cache_dir: str | Path,
+                       batch_size: int, max_clips: int | None) -> dict[str, list[float]]:
+    """The real side of :func:`temporal`: per-clip measures of the stage's reference clips, computed once
+    and cached in ``cache_dir`` by what they depend on (the eval flow warms it while generation runs)."""
+    key = {"kind": "temporal", "dataset": bench.name, **stage_reference_identity(bench, chain), "max_clips": max_clips,
+           "embed": embed_extractor.identity() if embed_extractor is not None else None,
+           "classifier": classifier.identity() if classifier is not None else None}
+    cache = Path(cache_dir) / f"{bench.name}-temporal-{key_digest(key)[:16]}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["per_clip"]
+    embed = _embed(embed_extractor) if embed_extractor is not None else None
+    real = _per_clip((c.frames for c in stage_reference_clips(bench, chain, limit=max_clips)), embed, classifier,
+                     batch_size)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cache, json.dumps({"key": key, "per_clip": real}))
+    return real
+
+
 def temporal(paths: list[Path], bench, chain, *, embed_extractor=None, classifier=None, cache_dir: str | Path,
              batch_size: int, max_clips: int | None) -> TemporalConsistency:
     """Temporal consistency of the samples at ``paths`` against the stage's reference clips (the real
     side cached in ``cache_dir``); ``embed_extractor``: the FID extractor (frame change in its
     features), ``classifier``: the attribute classifier (per-frame stability)."""
+    real = temporal_reference(bench, chain, embed_extractor=embed_extractor, classifier=classifier,
+                              cache_dir=cache_dir, batch_size=batch_size, max_clips=max_clips)
     embed = _embed(embed_extractor) if embed_extractor is not None else None
-    key = {"kind": "temporal", "dataset": bench.name, **stage_reference_identity(bench, chain), "max_clips": max_clips,
-           "embed": embed_extractor.identity() if embed_extractor is not None else None,
-           "classifier": classifier.identity() if classifier is not None else None}
-    cache = Path(cache_dir) / f"{bench.name}-temporal-{key_digest(key)[:16]}.json"
-    real = json.loads(cache.read_text())["per_clip"] if cache.is_file() else None
-    if real is None:
-        real = _per_clip((c.frames for c in stage_reference_clips(bench, chain, limit=max_clips)), embed, classifier,
-                         batch_size)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache, json.dumps({"key": key, "per_clip": real}))
     fake = _per_clip((read_sample(p) for p in paths), embed, classifier, batch_size)
     f, r = _means(fake), _means(real)
     return TemporalConsistency(n_generated=len(fake["pixel_change"]), n_real=len(real["pixel_change"]),

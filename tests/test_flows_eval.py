@@ -515,6 +515,44 @@ def test_generation_dtype_and_compile_reach_the_worker(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+def test_pipelined_and_staged_schedules_give_the_same_results(env, tmp_path):
+    """metrics.schedule: references computed in a thread during generation (pipelined, the default) or
+    before it (staged): the same FVD, interval and temporal measures; the pipelined run's thread fills the
+    temporal reference cache, and the time generation did not hide is logged (time_reference_wait_s)."""
+    from mlflow.tracking import MlflowClient
+
+    rows = {}
+    for schedule in ("staged", "pipelined"):
+        out = tmp_path / schedule
+        rows[schedule] = run(env, out, env["ckpts"][:1], metrics={"schedule": schedule, "cache_dir": str(out / "refs"),
+                                                                  "temporal": {"stages": ["keyframes"]}})[0]
+    a, b = rows["staged"], rows["pipelined"]
+    for k in ("fvd", "fvd_ci_low", "fvd_ci_high", "temporal/pixel_change_ratio"):
+        assert a[k] == b[k], k
+    assert list((tmp_path / "pipelined" / "refs").glob("shapes-temporal-*.json"))
+    c = MlflowClient("sqlite:///" + str(tmp_path / "pipelined" / "mlflow.db"))
+    child = next(r for r in c.search_runs([c.get_experiment_by_name("magicvideo-eval").experiment_id])
+                 if "mlflow.parentRunId" in r.data.tags)
+    assert child.data.metrics["time_reference_wait_s"] >= 0 and child.data.metrics["time_generation_s"] > 0
+
+
+@pytest.mark.slow
+def test_a_reference_failure_during_generation_is_the_runs_error(env, tmp_path):
+    """Pipelined: the FVD network's weights fail to load in the reference thread while the actors generate;
+    the run fails with that error (generation stops at its next batch), and a rerun with good weights
+    reuses every sample already written."""
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    fvd = {"extractor": "i3d_pytorch", "weights": str(bad)}
+    with pytest.raises(Exception) as err:
+        run(env, tmp_path, env["ckpts"][:1], metrics={"fvd": fvd, "cache_dir": str(tmp_path / "refs")})
+    assert "bad.pt: not a PyTorch state dict" in str(err.value), err.value
+    written = samples(tmp_path)
+    (row,) = run(env, tmp_path, env["ckpts"][:1], metrics={"cache_dir": str(tmp_path / "refs")})
+    assert row["samples_skipped"] == len(written) and row["samples_generated"] == N_PROMPTS - len(written)
+
+
+@pytest.mark.slow
 def test_results_do_not_depend_on_actors_or_batch_size(env, tmp_path):
     """The same run with 1 or 2 actors and batches of 4 or 8 clips: byte-identical sample files and
     identical FVD, FID (with bootstrap intervals), CLIPSIM and attribute accuracy."""
