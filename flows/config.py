@@ -193,10 +193,13 @@ class MetricSettings(StrictModel):
     clipsim: ClipSimSettings | None = ClipSimSettings()  # None: off; on by default (captioned benchmarks only)
     temporal: TemporalSettings | None = TemporalSettings()  # None: off
     upsample_baseline: bool = True        # the upsample stage also scores bicubic upsampling (<metric>_bicubic)
-    schedule: Literal["pipelined", "staged"] = "pipelined"  # pipelined: reference statistics (and the temporal
-                                          # metric's real side) computed in a thread while the actors generate; a
-                                          # failure there stops generation at its next batch. staged: computed
-                                          # before generation. Same results (BENCHMARKS.md, "Scale")
+    schedule: Literal["auto", "pipelined", "staged"] = "auto"  # pipelined: reference statistics (and the
+                                          # temporal metric's real side) computed in a thread while the actors
+                                          # generate; a failure there stops generation at its next batch. staged:
+                                          # computed before generation. Same results. auto: pipelined when the
+                                          # actors hold GPUs (the references then use CPUs generation leaves
+                                          # idle), staged on CPU actors (measured 1.3x slower pipelined on 2
+                                          # cores: both sides want every core; BENCHMARKS.md, "Scale")
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 
 

@@ -355,9 +355,12 @@ def _evaluate(cfg: EvalConfig, actors: list) -> list[dict]:
 
         # metrics.schedule: "pipelined" computes the references in a thread of this process while the
         # actors generate (on a GPU machine the reference clips' decoding and features use the CPUs and the
-        # GPU's gaps); "staged" computes them first. The same statistics either way; the thread carries
-        # this flow run's context, so its tasks are this run's.
-        pool = ThreadPoolExecutor(1, thread_name_prefix="references") if cfg.metrics.schedule == "pipelined" else None
+        # GPU's gaps); "staged" computes them first; "auto" pipelines when the actors hold GPUs. The same
+        # statistics either way; the thread carries this flow run's context, so its tasks are this run's.
+        schedule = cfg.metrics.schedule
+        if schedule == "auto":
+            schedule = "pipelined" if generation.gpus_per_actor(cfg.ray) > 0 else "staged"
+        pool = ThreadPoolExecutor(1, thread_name_prefix="references") if schedule == "pipelined" else None
         pending = pool.submit(contextvars.copy_context().run, references) if pool else None
         stage_refs = None if pool else references()
 

@@ -185,10 +185,16 @@ def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
 
+def gpus_per_actor(settings, gpus: float | None = None) -> float:
+    """``ray.num_gpus_per_actor``, else 1 when the cluster has GPUs and 0 when it has none."""
+    gpus = cluster_gpus() if gpus is None else gpus
+    return settings.num_gpus_per_actor if settings.num_gpus_per_actor is not None else (1 if gpus else 0)
+
+
 def start_actors(settings, gpus: float | None = None) -> list:
     """Create the actors (not yet loaded): ``num_gpus=1`` each when the cluster has GPUs."""
     gpus = cluster_gpus() if gpus is None else gpus
-    per_gpu = settings.num_gpus_per_actor if settings.num_gpus_per_actor is not None else (1 if gpus else 0)
+    per_gpu = gpus_per_actor(settings, gpus)
     n = settings.num_actors or (max(1, int(gpus // per_gpu)) if per_gpu else 1)
     options = dict(
         num_gpus=per_gpu, num_cpus=settings.num_cpus_per_actor,

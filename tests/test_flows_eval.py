@@ -514,10 +514,21 @@ def test_generation_dtype_and_compile_reach_the_worker(tmp_path, monkeypatch):
         SamplerSettings(dtype="fp8")
 
 
+def test_auto_schedule_pipelines_only_for_gpu_actors():
+    """metrics.schedule: auto follows the actors' GPUs (flows.generation.gpus_per_actor)."""
+    from flows.config import MetricSettings, RaySettings
+    from flows.generation import gpus_per_actor
+
+    assert MetricSettings().schedule == "auto"
+    assert gpus_per_actor(RaySettings(), gpus=0) == 0 and gpus_per_actor(RaySettings(), gpus=4) == 1
+    assert gpus_per_actor(RaySettings(num_gpus_per_actor=0.5), gpus=1) == 0.5
+    assert gpus_per_actor(RaySettings(num_gpus_per_actor=0), gpus=8) == 0
+
+
 @pytest.mark.slow
 def test_pipelined_and_staged_schedules_give_the_same_results(env, tmp_path):
-    """metrics.schedule: references computed in a thread during generation (pipelined, the default) or
-    before it (staged): the same FVD, interval and temporal measures; the pipelined run's thread fills the
+    """metrics.schedule: references computed in a thread during generation (pipelined; auto's choice on GPU
+    actors) or before it (staged; auto's on CPU actors): the same FVD, interval and temporal measures; the pipelined run's thread fills the
     temporal reference cache, and the time generation did not hide is logged (time_reference_wait_s)."""
     from mlflow.tracking import MlflowClient
 
@@ -545,7 +556,8 @@ def test_a_reference_failure_during_generation_is_the_runs_error(env, tmp_path):
     bad.write_bytes(b"not a checkpoint")
     fvd = {"extractor": "i3d_pytorch", "weights": str(bad)}
     with pytest.raises(Exception) as err:
-        run(env, tmp_path, env["ckpts"][:1], metrics={"fvd": fvd, "cache_dir": str(tmp_path / "refs")})
+        run(env, tmp_path, env["ckpts"][:1], metrics={"fvd": fvd, "cache_dir": str(tmp_path / "refs"),
+                                                      "schedule": "pipelined"})
     assert "bad.pt: not a PyTorch state dict" in str(err.value), err.value
     written = samples(tmp_path)
     (row,) = run(env, tmp_path, env["ckpts"][:1], metrics={"cache_dir": str(tmp_path / "refs")})
