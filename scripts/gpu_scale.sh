@@ -22,6 +22,8 @@
 #   setup   the random-weight sd15 checkpoint, the 2,990 reference clips (magicvideo data shapes)
 #   slice   SLICE_PROMPTS prompts at SLICE_STEPS (the benchmark's 50) steps: the 50-step rate, compile included
 #   full    all 2,990 prompts at FULL_STEPS steps: what fits one device session, every stage timed
+#   gpus    (only when named in PHASES; a machine of several GPUs) benchmarks/bench_gpus.py: GPU_PROMPTS (1000)
+#           prompts at 8 steps on ACTORS (1,2) GPUs: speed-up, identical samples and metrics
 #   schedule  (only when named in PHASES) benchmarks/bench_schedule.py: SCHEDULE_PROMPTS (600) prompts at 8
 #           steps, references computed during generation against before it (~11 min)
 set -uo pipefail
@@ -117,6 +119,10 @@ build_pipeline('sd15', weights='random', seed=0).save_pretrained('$out/sd15')"
     fi
     want slice && job slice eval_run slice "${SLICE_PROMPTS:-60}" "${SLICE_STEPS:-50}"
     want full && job full eval_run full 2990 "${FULL_STEPS:-8}"
+    # issue 17.3 (a machine of several GPUs): the same run on 1 and on N GPUs, samples and metrics compared
+    [[ " ${PHASES:-} " == *" gpus "* ]] && job gpus python3 benchmarks/bench_gpus.py --actors "${ACTORS:-1,2}" \
+        --benchmark shapes_scale --checkpoint "$out/sd15" --root "$out/shapes" --limit "${GPU_PROMPTS:-1000}" \
+        --set sampler.num_inference_steps=8 --set metrics.fid=null --out "$out/gpus" --json "$out/gpus.json"
     # issue 17.4: references during generation (pipelined) or before it (staged), fresh caches each run
     [[ " ${PHASES:-} " == *" schedule "* ]] && job schedule python3 benchmarks/bench_schedule.py --benchmark shapes_scale --checkpoint "$out/sd15" \
         --root "$out/shapes" --limit "${SCHEDULE_PROMPTS:-600}" --pairs 1 --set sampler.num_inference_steps=8 \

@@ -189,7 +189,7 @@ def test_eval_help_shows_defaults_and_the_benchmarks(capsys):
         with pytest.raises(SystemExit):
             main(argv)
     out = " ".join(capsys.readouterr().out.split())
-    assert "available: drawbench, msrvtt, shapes, ucf101" in out
+    assert "available: drawbench, msrvtt, shapes, shapes_scale, ucf101" in out
     assert "(default: 200)" in out  # compare --replicates
     assert "(default: sd15)" in out and "--verbose" in out
 
