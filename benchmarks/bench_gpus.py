@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.eval_runs import result_metrics, timed_eval  # noqa: E402
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -31,30 +34,15 @@ def digests(root: Path) -> dict[str, str]:
 
 
 def one(args, actors: int) -> dict:
-    from mlflow.tracking import MlflowClient
-
     out = Path(args.out) / f"actors-{actors}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "magicvideo.cli", "eval", args.benchmark, "--limit", str(args.limit),
-           "--output-root", str(out / "eval"), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}",
-           "--set", f"ray.num_actors={actors}", "--set", f"metrics.cache_dir={Path(args.out) / 'refs'}"]
-    cmd += [x for c in args.checkpoint for x in ("--checkpoint", c)] + (["--root", args.root] if args.root else [])
-    cmd += [x for s in args.set for x in ("--set", s)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.exit(f"{actors} actor(s): the run failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    c = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = c.search_runs([e.experiment_id for e in c.search_experiments()])
-    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    wall, child = timed_eval(args, out, [f"ray.num_actors={actors}", f"metrics.cache_dir={Path(args.out) / 'refs'}"],
+                             f"{actors} actor(s)")
     m = child.data.metrics
     return {"actors": actors, "wall_s": wall, "generation_s": m.get("time_generation_s"),
             "features_s": m.get("time_features_s"), "steady_clips_per_s": m.get("steady_clips_per_s"),
             "clips_per_s": m.get("clips_per_s"), "device": child.data.tags.get("generation_device"),
-            "results": {k: v for k, v in m.items() if not k.startswith("time_") and "per_s" not in k
-                        and k not in ("first_batch_s",)},
-            "samples": digests(out / "eval")}
+            "results": result_metrics(m), "samples": digests(out / "eval")}
 
 
 def main() -> None:

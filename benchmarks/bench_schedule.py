@@ -16,36 +16,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.eval_runs import result_metrics, timed_eval  # noqa: E402
 
 
 def one(args, schedule: str, k: int) -> dict:
-    from mlflow.tracking import MlflowClient
-
     out = Path(args.out) / f"{k:02d}-{schedule}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "magicvideo.cli", "eval", args.benchmark, "--limit", str(args.limit),
-           "--output-root", str(out / "eval"), "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}",
-           "--set", f"metrics.schedule={schedule}", "--set", f"metrics.cache_dir={out / 'refs'}"]
-    cmd += [x for c in args.checkpoint for x in ("--checkpoint", c)] + (["--root", args.root] if args.root else [])
-    cmd += [x for s in args.set for x in ("--set", s)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.exit(f"{schedule} run failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    c = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = c.search_runs([e.experiment_id for e in c.search_experiments()])
-    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    wall, child = timed_eval(args, out, [f"metrics.schedule={schedule}", f"metrics.cache_dir={out / 'refs'}"], schedule)
     m = child.data.metrics
     return {"schedule": schedule, "wall_s": wall, **{k: v for k, v in m.items() if k.startswith("time_")},
-            "results": {k: v for k, v in m.items() if not k.startswith("time_") and "per_s" not in k
-                        and k not in ("first_batch_s",)}}
+            "results": result_metrics(m)}
 
 
 def main() -> None:

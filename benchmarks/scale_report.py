@@ -16,21 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks.eval_runs import child_run  # noqa: E402
 
 STAGES = ("manifest", "reference_fvd", "reference_fid", "generation", "features", "metrics")
 
 
 def read_runs(out: Path) -> list[dict]:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient("sqlite:///" + str(out / "mlflow.db"))
     rows = []
     for line in (out / "walls.jsonl").read_text().splitlines():
         wall = json.loads(line)
-        exp = client.get_experiment_by_name(f"scale-{wall['run']}")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+        child = child_run(out / "mlflow.db", f"scale-{wall['run']}")
         mets = child.data.metrics if child else {}
         rows.append({**wall, **{f"{s}_s": mets.get(f"time_{s}_s") for s in STAGES},
                      "generated": mets.get("samples_generated"), "clips_per_s": mets.get("clips_per_s"),

