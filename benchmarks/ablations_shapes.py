@@ -17,6 +17,10 @@ the run seed and the prompt's index, so it does not depend on the batch), then
     python benchmarks/ablations_shapes.py OUT [--variants ...] [--pipeline NAME=DIR ...] [--limit 256]
         [--steps 25] [--json F] [--plot F] [--save-clips DIR]
 
+``--replicate K`` scores the variants' key-frame models retrained at training seed K on the same chain
+(``magicvideo train ablation OUT VARIANT --replicate K``), with the same sample seeds as seed 0's: the
+rows of several seeds make the multi-seed table (``benchmarks/ablation_seeds.py``).
+
 ``--pipeline NAME=DIR`` scores any other saved pipeline beside the variants (e.g. the committed
 ``checkpoints/shapes/pipeline``, to compare a retrained chain with it); ``NAME=DIR:steps=4:guidance=1``
 samples that one with its own steps and guidance instead of ``--steps`` / ``--guidance`` (a distilled
@@ -60,7 +64,11 @@ def main() -> int:
     ap.add_argument("--guidance", type=float, default=7.5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--bootstrap", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the sample seeds' base (and the bootstrap's)")
+    ap.add_argument("--replicate", type=int, metavar="SEED",
+                    help="score the variants retrained at SEED (train ablation --replicate SEED: "
+                         "OUT/ablations/seed<SEED>/<variant>, full included); rows carry seed SEED. The sample "
+                         "seeds stay --seed's, so every training seed is scored on the same prompts and noise")
     ap.add_argument("--baseline", default="full", help="the run the others are paired against (a variant or --pipeline NAME)")
     ap.add_argument("--json", help="write the rows here")
     ap.add_argument("--plot", help="write the Fig. 7-style chart here (PNG)")
@@ -104,7 +112,7 @@ def main() -> int:
     print(f"{len(records)} prompts, {len(real)} reference clips, {dev}, {args.steps} DDIM steps, CFG {args.guidance}")
     rows = []
     default = {"steps": args.steps, "guidance": args.guidance}
-    runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip()), default)
+    runs = [(LABELS[v.strip()], v.strip(), variant_pipeline(out, v.strip(), args.replicate), default)
             for v in args.variants.split(",") if v.strip()]
     for spec in args.pipeline:
         name, _, rest = spec.partition("=")
@@ -144,7 +152,8 @@ def main() -> int:
         lo, hi = (fvd.bootstrap.low, fvd.bootstrap.high) if fvd.bootstrap is not None else (float("nan"),) * 2
         row = {"variant": label, "fvd": fvd.value, "fvd_ci_low": lo, "fvd_ci_high": hi, "fid": fid.value,
                **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")}, **tc.metrics(),
-               "generation_s": gen_s, "clips": len(fake), "seed": args.seed, "key": variant,
+               "generation_s": gen_s, "clips": len(fake), "key": variant,
+               "seed": args.seed if args.replicate is None else args.replicate, "sample_seed": args.seed,
                "sampler": {**sampler, "guidance_rescale": args.guidance_rescale}}  # fmt: skip
         per_run[variant] = {"fvd_features": features(fake),
                             "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),

@@ -11,9 +11,15 @@
 #
 # Phases (each logs to OUT/logs/<job>.log; OUT/status.log has one line per start/end):
 #   upstream   image_vae | clip, then t2i | videovae (the classifier is the committed one)
-#   keyframe   pretrain -> finetune of the full model and the four ablation variants, side by side
+#   keyframe   pretrain -> finetune of the full model and the four ablation variants, and of each
+#              variant again at every seed of $SEEDS (`train ablation --replicate K`), all side by
+#              side; $LONG_STEPS > 0 (or a number in OUT/long_steps when the phase starts) adds the full
+#              model trained that many steps per stage (OUT/long)
 #   score      the interpolation stage | benchmarks/ablations_shapes.py on every variant and on the
-#              committed pipeline (committed evaluators), clips saved for the Kinetics I3D on a CPU
+#              committed pipeline (committed evaluators), clips saved for the Kinetics I3D on a CPU;
+#              each seed of $SEEDS (same prompts and sample seeds) and the long model beside it
+# The key-frame stages train through CUDA graphs (the recipe's cuda_graphs); a file OUT/no_graphs,
+# present when the keyframe phase starts, turns them off (e.g. if the GPU test of the capture failed).
 # The job runs from its own copy of the repository, so a later device call that re-sends a changed
 # working tree does not change the code under a running phase.
 set -uo pipefail
@@ -35,7 +41,9 @@ pack)
     mkdir -p "$dest"
     cd "$out"
     tar czf "$dest/results.tgz" status.log job.log logs report*.json ablations*.json ablations*.png ablations*.npz \
-        runs/*/done.json runs/*/train_log.jsonl ablations/*/runs/*/done.json ablations/*/runs/*/train_log.jsonl 2>/dev/null
+        runs/*/done.json runs/*/train_log.jsonl ablations/*/runs/*/done.json ablations/*/runs/*/train_log.jsonl \
+        ablations/seed*/*/runs/*/done.json ablations/seed*/*/runs/*/train_log.jsonl long/runs/*/done.json \
+        long/runs/*/train_log.jsonl 2>/dev/null
     tar cf "$dest/pipeline.tar" pipeline
     tar czf "$dest/clips.tgz" clips 2>/dev/null
     tar cf - t2i runs/videovae/final/vae_ema runs/*/done.json recipe.yaml 2>/dev/null | split -b 15m - "$dest/upstream.tar."
@@ -58,17 +66,43 @@ run)
     job t2i train shapes "$out" --seed "$seed" --stages t2i & a=$!
     job videovae train shapes "$out" --seed "$seed" --stages videovae & b=$!
     all $a $b || fail upstream
+    if [ -f "$out/no_graphs" ]; then
+        sed -i 's/cuda_graphs: true/cuda_graphs: false/' configs/train/shapes/default.yaml && note "CUDA graphs off"
+    fi
+    long_steps=$(cat "$out/long_steps" 2>/dev/null || echo "${LONG_STEPS:-0}")  # decided as late as this
     pids=()
     job full train shapes "$out" --seed "$seed" --stages pretrain,finetune & pids+=($!)
     for v in no_adaptor bidirectional no_temporal no_pretraining; do
         job "$v" train ablation "$out" "$v" --seed "$seed" & pids+=($!)
     done
+    for k in ${SEEDS:-}; do
+        for v in full no_adaptor bidirectional no_temporal no_pretraining; do
+            job "${v}_seed$k" train ablation "$out" "$v" --seed "$seed" --replicate "$k" & pids+=($!)
+        done
+    done
+    if [ "$long_steps" -gt 0 ]; then  # the full model at a longer budget, on the same upstream models
+        mkdir -p "$out/long/runs"
+        for rel in data t2i runs/image_vae runs/clip runs/t2i runs/videovae; do ln -sfn "$out/$rel" "$out/long/$rel"; done
+        job long train shapes "$out/long" --seed "$seed" --stages pretrain,finetune \
+            --set "stages.pretrain.steps=$long_steps" --set "stages.finetune.steps=$long_steps" & pids+=($!)
+    fi
     all "${pids[@]}" || fail keyframe
     job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!
+    spids=()
+    for k in ${SEEDS:-}; do
+        job "score_seed$k" score --replicate "$k" --json "$out/ablations_seed$k.json" & spids+=($!)
+    done
+    if [ "$long_steps" -gt 0 ]; then
+        job score_long score --variants full --pipeline "long=$out/long/pipeline" --json "$out/ablations_long.json" \
+            & spids+=($!)
+    fi
     job score score --pipeline committed=checkpoints/shapes/pipeline --save-clips "$out/clips" \
         --features "$out/ablations_features.npz" --json "$out/ablations.json" --plot "$out/ablations.png" || note "score failed"
-    job score_rescale score --variants full --guidance-rescale 0.7 --json "$out/ablations_rescale.json" \
-        || note "score_rescale failed"
+    if [ -n "${RESCALE:-}" ]; then
+        job score_rescale score --variants full --guidance-rescale 0.7 --json "$out/ablations_rescale.json" \
+            || note "score_rescale failed"
+    fi
+    all "${spids[@]}" || note "a seed's scoring failed"
     wait $a || note "interpolation failed"
     note "JOB END"
     ;;

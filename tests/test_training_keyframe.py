@@ -232,3 +232,50 @@ def test_video_lr_scale_gives_the_video_additions_their_own_lr(tmp_path):
     resumed.train(progress=False)
     pa, pb = _params(tmp_path / "a" / "run" / "final" / "unet"), _params(tmp_path / "c" / "run" / "final" / "unet")
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_cuda_graphs_is_a_speed_knob_that_trains_the_same(tmp_path):
+    """cuda_graphs: on a CPU the trainer calls the U-Net itself (the same weights as without the knob),
+    a run may resume with the knob flipped, and the shapes chain does not count it as a change."""
+    from magicvideo.training.cuda_graphs import GraphedDenoiser
+    from magicvideo.training.shapes import _comparable
+
+    data = clips(2)
+    runs = []
+    for graphs in (False, True):
+        trainer = build_keyframe_trainer(config(tmp_path / str(graphs), steps=2, cuda_graphs=graphs), dataset=data)
+        assert trainer.denoiser is trainer.model  # a CPU trains eagerly
+        trainer.train(progress=False)
+        runs.append(trainer.model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    build_keyframe_trainer(config(tmp_path / "True", steps=3, cuda_graphs=False), dataset=data).train(progress=False)
+    assert _comparable(config(tmp_path, cuda_graphs=True)) == _comparable(config(tmp_path, cuda_graphs=False))
+
+    # the wrapper itself: CPU tensors, or no grad, go to the U-Net eagerly, with its result
+    unet = trainer.model
+    g = GraphedDenoiser(unet)
+    x, t, fps = torch.randn(1, 4, 4, 4, 4), torch.tensor([10]), torch.tensor([8.0])
+    cond = torch.randn(1, 8, unet.config.cross_attention_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(g(x, t, cond, fps=fps).sample, unet(x, t, cond, fps=fps).sample)
+    assert g.eager_calls == 1 and g.failed is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (graph capture)")
+def test_cuda_graphs_replay_the_eager_training_steps(tmp_path):
+    """On CUDA the graphed forward/backward trains like the eager one (same init, data, noise): the
+    losses and weights agree to bf16 rounding, every step replays the graphs, and the capture's warm-up
+    passes leave no gradient behind."""
+    data = clips(3)
+    kw = dict(device="cuda", mixed_precision="bf16", steps=6, batch_size=2, condition_dropout=0.5)
+    runs = {}
+    for graphs in (False, True):
+        trainer = build_keyframe_trainer(config(tmp_path / str(graphs), cuda_graphs=graphs, **kw), dataset=data)
+        trainer.train(progress=False)
+        runs[graphs] = (read_log(tmp_path / str(graphs) / "run" / "train_log.jsonl"), trainer)
+    (la, _), (lb, tb) = runs[False], runs[True]
+    assert tb.denoiser is not tb.model and tb.denoiser.failed is None and tb.denoiser.eager_calls == 0
+    torch.testing.assert_close([r["loss"] for r in lb], [r["loss"] for r in la], rtol=2e-2, atol=1e-3)
+    sa, sb = runs[False][1].model.state_dict(), tb.model.state_dict()
+    for k in sa:
+        torch.testing.assert_close(sb[k], sa[k], rtol=2e-2, atol=2e-3)

@@ -147,6 +147,9 @@ class TrainConfig(StrictModel):
     ema: EMASection = EMASection()
     mixed_precision: Literal["bf16", "no"] = "bf16"  # bf16 autocast on CUDA only; CPU always runs fp32
     gradient_checkpointing: bool = False
+    cuda_graphs: bool = False                   # keyframe: the U-Net's forward and backward as CUDA graphs, captured
+                                                # once, replayed every step (magicvideo.training.cuda_graphs); on CUDA
+                                                # only (a CPU trains eagerly); a speed knob, not part of what trains
     device: str = "auto"                        # auto (cuda if available) | cpu | cuda | cuda:N
     checkpoint_every: int = Field(500, ge=1)    # optimizer steps between checkpoints (and at the end)
     log_every: int = Field(1, ge=1)             # steps per host sync: losses stay on the device and are logged

@@ -113,6 +113,12 @@ class KeyframeTrainer(Trainer):
             else:
                 self.null = torch.zeros((), device=self.device)
         self.setup()
+        #: what the loss calls: the U-Net, or its CUDA-graphed forward/backward (cfg.cuda_graphs)
+        self.denoiser = self.model
+        if cfg.cuda_graphs and self.device.type == "cuda":
+            from magicvideo.training.cuda_graphs import GraphedDenoiser
+
+            self.denoiser = GraphedDenoiser(self.model, self.params)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -147,7 +153,7 @@ class KeyframeTrainer(Trainer):
             cond = self.condition(batch, video)
         cond = drop_condition(cond, self.null, self.cfg.condition_dropout, self.generator)
         fps = torch.as_tensor(batch["nu"], dtype=torch.float32, device=self.device)
-        return diffusion_loss(self.model, self.noise_scheduler, latents, cond, fps, self.generator)
+        return diffusion_loss(self.denoiser, self.noise_scheduler, latents, cond, fps, self.generator)
 
     def save_pipeline(self, folder: str | Path, ema: bool = True) -> Path:
         """Save a :class:`~magicvideo.pipeline.MagicVideoPipeline` folder with the trained U-Net

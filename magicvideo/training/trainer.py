@@ -102,9 +102,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast(cfg: TrainConfig, device: torch.device):
-    """bf16 autocast on CUDA when ``mixed_precision: bf16``; a no-op on CPU (fp32 there)."""
+    """bf16 autocast on CUDA when ``mixed_precision: bf16``; a no-op on CPU (fp32 there). With
+    ``cuda_graphs`` the weight-cast cache is off, as CUDA graph capture requires."""
     if device.type == "cuda" and cfg.mixed_precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=not cfg.cuda_graphs)
     return contextlib.nullcontext()
 
 
@@ -140,7 +141,8 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
 
 
 # Keys that may differ between a run and its resumption (they do not change the arithmetic).
-_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "resume", "out_dir", "device"}
+_RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "resume", "out_dir", "device",
+                      "cuda_graphs"}
 
 
 class Trainer:
