@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
+from evaluation.seeds import seed_summary
 from flows import generation, metrics as fm, plots, run_records, stage_metrics as sm, stages, tracking
 from flows.config import CheckpointSpec, EvalConfig, checkpoint_path, eval_config, flatten, resolve_config
 from flows.ray_cluster import ensure_ray
@@ -433,25 +434,6 @@ def _by_seed(rows: list[dict]) -> dict:
     out: dict = {}
     for r in rows:
         out.setdefault(r.get("ablation_seed"), []).append(r)
-    return out
-
-
-def seed_summary(rows: list[dict], metrics: list[str]) -> list[dict]:
-    """Per variant, over its seeds: ``<metric>/mean``, ``/std`` (sample, ddof 1), ``/min``, ``/max`` and
-    ``n_seeds``, for each of `metrics` the rows carry (the paired ``<m>_diff`` against the same seed's
-    ``full`` included: its spread over seeds is the ablation's seed-to-seed variation)."""
-    import numpy as np
-
-    out = []
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        mine = [r for r in rows if r["variant"] == variant]
-        row: dict = {"variant": variant, "n_seeds": len(mine), "seeds": [r.get("ablation_seed") for r in mine]}
-        for m in metrics:
-            vals = np.array([r[m] for r in mine if isinstance(r.get(m), (int, float))], dtype=float)
-            if len(vals):
-                row.update({f"{m}/mean": float(vals.mean()), f"{m}/std": float(vals.std(ddof=1)) if len(vals) > 1
-                            else float("nan"), f"{m}/min": float(vals.min()), f"{m}/max": float(vals.max())})  # fmt: skip
-        out.append(row)
     return out
 
 

@@ -59,19 +59,23 @@ def ablation_bars(rows: list[dict], metrics: list[str], title: str = "Ablations"
 
 def ablation_seed_bars(summary: list[dict], metrics: list[str], title: str = "Ablations over seeds"):
     """One group per metric, one bar per variant at its mean over seeds, whiskers +-1 standard
-    deviation over seeds and the lowest and highest seed as dots (``flows.eval_flow.seed_summary`` rows)."""
+    deviation over seeds and the lowest and highest seed as dots (``evaluation.seeds.seed_summary`` rows)."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         rows = [r for r in summary if f"{m}/mean" in r]
         x = range(len(rows))
         means = [r[f"{m}/mean"] for r in rows]
         std = [0.0 if r[f"{m}/std"] != r[f"{m}/std"] else r[f"{m}/std"] for r in rows]  # nan (one seed): no whisker
-        ax.bar(x, means, yerr=std, color=[f"C{i}" for i in x], capsize=3)
+        ax.bar(x, means, yerr=std, color=[f"C{summary.index(r)}" for r in rows], capsize=3)  # a variant's colour in every panel
         ax.scatter([i for i in x for _ in (0, 1)], [r[f"{m}/{k}"] for r in rows for k in ("min", "max")],
                    color="black", s=8, zorder=3)  # fmt: skip
         ax.set_xticks(list(x), [f"{r['variant']} (n={r['n_seeds']})" for r in rows], rotation=30, ha="right")
         higher = m.startswith("attr_acc") or m == "clipsim"
-        ax.set_title(f"{m.upper() if not higher else m} ({'higher' if higher else 'lower'} is better)")
+        if m.startswith("paired/"):  # a paired difference against the same seed's full
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_title(f"{m.split('/')[1].removesuffix('_diff').upper()} - full, paired")
+        else:
+            ax.set_title(f"{m.upper() if not higher else m} ({'higher' if higher else 'lower'} is better)")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

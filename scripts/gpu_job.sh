@@ -22,7 +22,7 @@ job() {  # job NAME ARGS...: run ARGS as phase NAME, its output in OUT/logs/NAME
 copy_repo() {  # copy_repo [TAR OPTIONS...]: the working tree (less .git and .whl, and what is given) into OUT/repo
     mkdir -p "$out/logs"
     rm -rf "$out/repo" && mkdir -p "$out/repo"
-    tar cf - --exclude=./.git --exclude=./.whl "$@" . | tar xf - -C "$out/repo"
+    tar cf - --exclude=./.git --exclude=./.whl --exclude=./.venv "$@" . | tar xf - -C "$out/repo"
 }
 
 launch() {  # launch SCRIPT ARGS...: `bash OUT/repo/scripts/SCRIPT run OUT ARGS...`, detached (setsid), logged to OUT/job.log
