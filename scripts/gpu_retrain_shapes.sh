@@ -3,7 +3,7 @@
 # background job that outlives a single device call (each call is limited to 10 minutes; the job
 # takes ~17). The committed shapes classifier and CLIP are the evaluators (not retrained).
 #
-#   SITE=/tmp/site scripts/gpu_retrain_shapes.sh start OUT [--seed K]
+#   SITE=/tmp/site scripts/gpu_retrain_shapes.sh start OUT [--seed K] [--upstream DIR]
 #                                                       # copies the repo to OUT/repo, starts the job (setsid), returns;
 #                                                       # SITE: a folder of extra packages (pip --target) for PYTHONPATH
 #   scripts/gpu_retrain_shapes.sh wait OUT SECONDS      # prints progress until the job ends or SECONDS pass
@@ -18,6 +18,10 @@
 #   score      the interpolation stage | benchmarks/ablations_shapes.py on every variant and on the
 #              committed pipeline (committed evaluators), clips saved for the Kinetics I3D on a CPU;
 #              each seed of $SEEDS (same prompts and sample seeds) and the long model beside it
+# --upstream DIR: unpack DIR/upstream.tar.* (an earlier run's upstream models: t2i/, clip/, runs/*/final and
+# done markers) into OUT first; the chain then reuses those stages. BASE=0 trains and scores only the
+# seeds of $SEEDS (the rest of a multi-seed ablation split across device sessions:
+# SEEDS=2 BASE=0 ... start OUT --upstream DIR).
 # The key-frame stages train through CUDA graphs (the recipe's cuda_graphs); a file OUT/no_graphs,
 # present when the keyframe phase starts, turns them off (e.g. if the GPU test of the capture failed).
 # The job runs from its own copy of the repository, so a later device call that re-sends a changed
@@ -27,10 +31,15 @@ cmd=$1 out=$2; shift 2
 . "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
 case $cmd in
 start)
-    seed=0
-    if [ "${1:-}" = --seed ]; then seed=$2; fi
+    seed=0 upstream=
+    while [ $# -gt 0 ]; do
+        case $1 in --seed) seed=$2; shift 2 ;; --upstream) upstream=$2; shift 2 ;; *) echo "unknown option $1" >&2; exit 2 ;; esac
+    done
     copy_repo --exclude=./.devcarry
     [ -d "$out/data" ] || cp -r .devcarry/chain/data "$out/data"   # the rendered benchmark (same as before)
+    if [ -n "$upstream" ]; then  # an earlier session's upstream models (its OUT/upstream.tar.*): reused, not retrained
+        cat "$upstream"/upstream.tar.* | tar xf - -C "$out" && echo "upstream models from $upstream"
+    fi
     launch gpu_retrain_shapes.sh "$seed"
     ;;
 wait)
@@ -71,10 +80,12 @@ run)
     fi
     long_steps=$(cat "$out/long_steps" 2>/dev/null || echo "${LONG_STEPS:-0}")  # decided as late as this
     pids=()
-    job full train shapes "$out" --seed "$seed" --stages pretrain,finetune & pids+=($!)
-    for v in no_adaptor bidirectional no_temporal no_pretraining; do
-        job "$v" train ablation "$out" "$v" --seed "$seed" & pids+=($!)
-    done
+    if [ "${BASE:-1}" = 1 ]; then  # BASE=0: only the replicate seeds (the base variants were trained before)
+        job full train shapes "$out" --seed "$seed" --stages pretrain,finetune & pids+=($!)
+        for v in no_adaptor bidirectional no_temporal no_pretraining; do
+            job "$v" train ablation "$out" "$v" --seed "$seed" & pids+=($!)
+        done
+    fi
     for k in ${SEEDS:-}; do
         for v in full no_adaptor bidirectional no_temporal no_pretraining; do
             job "${v}_seed$k" train ablation "$out" "$v" --seed "$seed" --replicate "$k" & pids+=($!)
@@ -87,7 +98,8 @@ run)
             --set "stages.pretrain.steps=$long_steps" --set "stages.finetune.steps=$long_steps" & pids+=($!)
     fi
     all "${pids[@]}" || fail keyframe
-    job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!
+    a=
+    [ "${BASE:-1}" = 1 ] && { job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!; }
     spids=()
     for k in ${SEEDS:-}; do
         job "score_seed$k" score --replicate "$k" --json "$out/ablations_seed$k.json" & spids+=($!)
@@ -96,14 +108,17 @@ run)
         job score_long score --variants full --pipeline "long=$out/long/pipeline" --json "$out/ablations_long.json" \
             & spids+=($!)
     fi
-    job score score --pipeline committed=checkpoints/shapes/pipeline --save-clips "$out/clips" \
-        --features "$out/ablations_features.npz" --json "$out/ablations.json" --plot "$out/ablations.png" || note "score failed"
+    if [ "${BASE:-1}" = 1 ]; then
+        job score score --pipeline committed=checkpoints/shapes/pipeline --save-clips "$out/clips" \
+            --features "$out/ablations_features.npz" --json "$out/ablations.json" --plot "$out/ablations.png" \
+            || note "score failed"
+    fi
     if [ -n "${RESCALE:-}" ]; then
         job score_rescale score --variants full --guidance-rescale 0.7 --json "$out/ablations_rescale.json" \
             || note "score_rescale failed"
     fi
     all "${spids[@]}" || note "a seed's scoring failed"
-    wait $a || note "interpolation failed"
+    [ -z "$a" ] || wait $a || note "interpolation failed"
     note "JOB END"
     ;;
 *) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;
