@@ -1,11 +1,12 @@
 """The denoiser's forward and backward as CUDA graphs (``cuda_graphs: true`` in a training config).
 
-The shapes models are launch-bound: one key-frame step of the 2.4 M-parameter U-Net is ~11,000 aten
-ops (forward and backward), ~370 ms a step with five runs side by side on an H200, while the GPU
-work itself is a few milliseconds. :func:`torch.cuda.make_graphed_callables` records the forward and
-the backward once and replays each as one launch; the optimizer, EMA, VAE and text encoder stay
-eager (a few hundred ops). PyTorch offers the capture; what it does not offer is the policy
-around it, which is what this module holds:
+One key-frame step of the 2.4 M-parameter shapes U-Net is ~11,000 aten ops (forward and backward).
+:func:`torch.cuda.make_graphed_callables` records the forward and the backward once and replays each
+as one launch; the optimizer, EMA, VAE and text encoder stay eager (a few hundred ops). Measured on an
+H200 (BENCHMARKS.md, 2026-12-02): bit-identical losses to eager training, 9% less time a step
+(243 -> 222 ms, the recipe's batch of 32 clips); with many runs side by side the GPU itself is the
+limit, so the gain there is small too. PyTorch offers the capture; what it does not offer is the
+policy around it, which is what this module holds:
 
 - capture on the first call, with that call's shapes; a call with other shapes (or outside
   training, or without grad) runs eagerly, so nothing breaks, it is only slower;
