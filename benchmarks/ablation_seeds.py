@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def markdown(summary: list[dict]) -> str:
                 cells.append("")
                 continue
             cell = f"{s[f'{m}/mean']:{f}} ± {s[f'{m}/std']:{f.lstrip('+')}}"
-            if m.startswith("paired/") and s[f"{m}/ci_low"] == s[f"{m}/ci_low"]:
+            if m.startswith("paired/") and not math.isnan(s[f"{m}/ci_low"]):
                 cell += f" [{s[f'{m}/ci_low']:{f}}, {s[f'{m}/ci_high']:{f}}]"
             cells.append(cell)
         lines.append(f"| {s['label']} | {s['n_seeds']} | " + " | ".join(cells) + " |")
@@ -116,7 +117,7 @@ def log_to_mlflow(rows: list[dict], summary: list[dict], experiment: str, uri: s
     tracking.log_params(c, rid, {"runs": ",".join(runs), "variants": ",".join(s["variant"] for s in summary),
                                  "clips": rows[0].get("clips"), "sampler": json.dumps(rows[0].get("sampler"))})  # fmt: skip
     metrics = {f"{s['variant']}/{m}/{k}": s[f"{m}/{k}"] for s in summary for m, _, _ in SUMMARY
-               for k in ("mean", "std", "ci_low", "ci_high") if f"{m}/{k}" in s and s[f"{m}/{k}"] == s[f"{m}/{k}"]}
+               for k in ("mean", "std", "ci_low", "ci_high") if f"{m}/{k}" in s and not math.isnan(s[f"{m}/{k}"])}
     tracking.log_metrics(c, rid, metrics, step=0)
     tracking.log_json(c, rid, rows, "ablations.json")
     tracking.log_json(c, rid, summary, "ablations_seeds.json")

@@ -5,13 +5,11 @@ metric over the seeds it was trained with (the ablation tables of ``magicvideo t
 The interval is Student's t over seeds (``mean +- t(0.975, n-1) * sd / sqrt(n)``): with few seeds it
 is wide, and it should be, since seed-to-seed variation of a training run is what it measures. Each
 seed's own paired interval (prompts resampled, :mod:`evaluation.paired`) says how sure one run is;
-this one says how much a rerun would move it. Written here because scipy gives the t quantile, not
-the grouping of result rows by variant.
+this one says how much a rerun would move it. scipy gives the interval (``stats.t.interval``); this
+module groups result rows by variant.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from scipy import stats
@@ -23,8 +21,8 @@ def mean_interval(values, level: float = 0.95) -> tuple[float, float, float]:
     m = float(v.mean())
     if len(v) < 2:
         return m, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return m, m - half, m + half
+    lo, hi = stats.t.interval(level, len(v) - 1, loc=m, scale=stats.sem(v))
+    return m, float(lo), float(hi)
 
 
 def seed_summary(rows: list[dict], metrics: list[str], seed_key: str = "ablation_seed") -> list[dict]:
