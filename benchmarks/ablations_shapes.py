@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--save-limit", type=int, help="save only the first N clips of each run")
     ap.add_argument("--features", help="write every run's FVD features and per-clip scores here (.npz)")
     ap.add_argument("--guidance-rescale", type=float, default=0.0, help="CFG rescale phi (Lin et al. 2023)")
+    ap.add_argument("--noise-prior", type=float, help="sample the key frames with this mixed noise prior alpha "
+                    "(magicvideo.noise_prior; default: each model's own)")
     ap.add_argument("--limit", type=int, default=256, help="test prompts (default: all 256)")
     ap.add_argument("--steps", type=int, default=25, help="DDIM steps")
     ap.add_argument("--guidance", type=float, default=7.5)
@@ -142,7 +144,8 @@ def main() -> int:
             batch = records[i : i + args.batch_size]
             seeds = [args.seed * 1_000_003 + i + j for j in range(len(batch))]
             clips.append(pipe([r.prompt for r in batch], num_inference_steps=sampler["steps"], guidance_scale=sampler["guidance"],
-                              guidance_rescale=args.guidance_rescale, seed=seeds).frames)  # fmt: skip
+                              guidance_rescale=args.guidance_rescale, noise_prior=args.noise_prior,
+                              seed=seeds).frames)  # fmt: skip
         fake = np.concatenate(clips)
         gen_s = time.perf_counter() - t0
         fvd = compute_fvd(fake, extractor=fvd_x, real_stats=real_stats, bootstrap=args.bootstrap, seed=args.seed)
@@ -154,7 +157,8 @@ def main() -> int:
                **{k: v for k, v in acc.metrics().items() if k.startswith("attr_acc/")}, **tc.metrics(),
                "generation_s": gen_s, "clips": len(fake), "key": variant,
                "seed": args.seed if args.replicate is None else args.replicate, "sample_seed": args.seed,
-               "sampler": {**sampler, "guidance_rescale": args.guidance_rescale}}  # fmt: skip
+               "sampler": {**sampler, "guidance_rescale": args.guidance_rescale,
+                           "noise_prior": pipe.noise_prior(args.noise_prior)}}  # fmt: skip
         per_run[variant] = {"fvd_features": features(fake),
                             "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),
                             "pixel_change": pixel_change(fake)}  # fmt: skip

@@ -62,7 +62,7 @@ def run_cascade(pipe, items: list[dict], sampler: dict, output_root: str | Path)
         z = pipe([items[i]["prompt"] for i in idx], seed=[items[i]["seed"] for i in idx],
                  negative_prompt=[sampler["negative_prompt"]] * len(idx),
                  num_inference_steps=sampler["num_inference_steps"], guidance_scale=sampler["guidance_scale"],
-                 fps=sampler["fps"], eta=sampler["eta"], output_type="latent").frames
+                 fps=sampler["fps"], eta=sampler["eta"], noise_prior=sampler.get("noise_prior"), output_type="latent").frames
         clips = pipe.to_uint8(pipe.decode_latents(z))
         for j, i in enumerate(idx):
             latents[i] = z[j]

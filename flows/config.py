@@ -54,6 +54,9 @@ class SamplerSettings(StrictModel):
     fps: float = 8.0                      # nu of the FPS conditioning (eq. 5)
     negative_prompt: str = ""
     eta: float = 0.0
+    noise_prior: float | None = Field(None, ge=0)  # the key frames' mixed noise prior alpha (magicvideo.noise_prior);
+                                          # None: each checkpoint's own (its U-Net config, already in its id);
+                                          # in the address only when set
     quantize: Literal["int8_weight_only", "int8_dynamic"] | None = None  # the U-Net's linear layers through torchao
                                           # (magicvideo.quantize); in the address only when set
     dtype: Literal["bf16", "fp16"] | None = None  # the whole pipeline in this precision (GPU; None: fp32, TF32 off

@@ -105,7 +105,7 @@ class GenerationWorker:
                         [it["prompt"] for it in todo], seed=[it["seed"] for it in todo],
                         negative_prompt=[sampler["negative_prompt"]] * len(todo),
                         num_inference_steps=sampler["num_inference_steps"], guidance_scale=sampler["guidance_scale"],
-                        fps=sampler["fps"], eta=sampler["eta"], output_type="uint8",
+                        fps=sampler["fps"], eta=sampler["eta"], noise_prior=sampler.get("noise_prior"), output_type="uint8",
                     ).frames
                     for it, clip in zip(todo, frames):
                         write_sample(sample_path(output_root, it["address"]), clip)

@@ -10,6 +10,7 @@ switches, the sampler, and optionally a local text-to-image checkpoint to inflat
     use_adaptor: true         # eq. 1 frame-wise adaptor (ablation switch)
     temporal_attention: directed   # directed | bidirectional | none (ablation switch)
     fps_conditioning: true
+    noise_prior: 0            # PYoCo's mixed noise prior alpha (0: i.i.d. noise per frame), trained and sampled with
     pretrained_2d: ${MAGICVIDEO_SD_PATH}   # diffusers SD 1.x folder to inflate, or null
     unet: {...}               # UNet2DConditionModel (SD 1.x) architecture keys
     vae: {...}                # AutoencoderKL keys + temporal_layers of the VideoVAE decoder
@@ -101,6 +102,7 @@ class ModelConfig(StrictModel):
     use_adaptor: bool = True
     temporal_attention: Literal["directed", "bidirectional", "none"] = "directed"
     fps_conditioning: bool = True
+    noise_prior: float = Field(0.0, ge=0)  # PYoCo's mixed-noise alpha, trained and sampled with (magicvideo.noise_prior)
     pretrained_2d: str | None = None
     unet: UNetSection = UNetSection()
     vae: VAESection = VAESection()
@@ -205,7 +207,8 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
 
 
 def _video_options(cfg: ModelConfig) -> dict:
-    return dict(use_adaptor=cfg.use_adaptor, temporal_attention=cfg.temporal_attention, fps_conditioning=cfg.fps_conditioning)
+    return dict(use_adaptor=cfg.use_adaptor, temporal_attention=cfg.temporal_attention, fps_conditioning=cfg.fps_conditioning,
+                noise_prior=cfg.noise_prior)  # fmt: skip
 
 
 def build_unet(cfg: ModelConfig) -> MagicVideoUNet:

@@ -51,6 +51,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                    help="with --num-frames above the window: how a window continues the previous one: held (the "
                         "key-frame model's directed attention with those frames held; default, drifts less on "
                         "shapes) or i2v (through the pipeline's image-to-video model)")
+    p.add_argument("--noise-prior", type=float, metavar="ALPHA",
+                   help="the key frames' mixed noise prior (PYoCo's alpha: every frame's noise shares one map with "
+                        "this weight; 0 = i.i.d. per frame; magicvideo.noise_prior); default: the model's own")
     p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v",
                    help="t2v: the key-frame model makes the clip; magic141: a text-to-image U-Net makes the first "
                         "frame, then the image-to-video model the clip (Magic 1-For-1)")
@@ -148,6 +151,7 @@ def run_generate(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         window_method=args.window_method,
         mode=args.mode,
+        noise_prior=args.noise_prior,
         **inputs,
     ).frames
     elapsed = time.perf_counter() - start

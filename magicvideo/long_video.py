@@ -45,8 +45,9 @@ import math
 from collections.abc import Sequence
 
 import torch
-from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
+
+from .noise_prior import video_noise
 
 MODES = ("t2v", "magic141")
 #: how the windows after the first continue the previous one (module docstring)
@@ -94,11 +95,13 @@ class _ImageModel(nn.Module):
 def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, height: int, width: int, fps: float,
              steps: int, guidance_scale: float, eta: float, guidance_rescale: float = 0.0,
              image: torch.Tensor | None = None, mode: str = "t2v", overlap: int = 1,
-             window_method: str = "held") -> torch.Tensor:  # fmt: skip
+             window_method: str = "held", noise_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
     """The key-frame stage's latents ``(B, C, num_frames, h, w)`` by the module's method.
 
     cond: the text tokens, ``[uncond; cond]`` stacked when ``guidance_scale > 1``; image: the first
-    frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None."""
+    frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None; noise_prior: the mixed noise prior of the
+    windows the key-frame model makes (:mod:`magicvideo.noise_prior`; the I2V model's windows take
+    its own ``config.noise_prior``)."""
     check_mode(mode)
     check_window_method(window_method, pipe)
     if mode == "magic141" and image is not None:
@@ -114,8 +117,8 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     fps_t = torch.full((cond.shape[0],), float(fps), device=device)
     kw = dict(guidance_scale=guidance_scale, generators=generators, eta=eta, guidance_rescale=guidance_rescale)
 
-    def draw(frames: int) -> torch.Tensor:
-        return randn_tensor((*shape[:2], frames, *shape[3:]), generator=generators, device=device, dtype=dtype)
+    def draw(frames: int, prior: float = 0.0) -> torch.Tensor:
+        return video_noise((*shape[:2], frames, *shape[3:]), prior, generators, device, dtype)
 
     def run(model, noise, tokens=None, context=None, model_kwargs=None, use_fps=True):
         """Denoise one window from `noise`; its first k frames held at `context` (B, C, k, h, w)."""
@@ -152,10 +155,10 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     def window_from(context: torch.Tensor, first_window: bool = False) -> torch.Tensor:
         """One window whose first k frames are `context` (B, C, k, h, w), held fixed."""
         nonlocal anchor
-        noise = draw(window)
         if pipe.i2v is None or (window_method == "held" and not first_window):
             # the key-frame model's directed attention around the held frames
-            return run(pipe.unet, noise, context=context)
+            return run(pipe.unet, draw(window, noise_prior), context=context)
+        noise = draw(window, getattr(pipe.i2v.config, "noise_prior", 0.0))
         if anchor is None:
             anchor = embed(first)
         tokens, frames = pipe.i2v.condition_tokens(cond[-b:], anchor), context
@@ -166,7 +169,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
 
     # -- window 0 -----------------------------------------------------------------------------------
     if first is None:
-        clip = run(pipe.unet, draw(window))
+        clip = run(pipe.unet, draw(window, noise_prior))
         first = clip[:, :, :1]  # the anchor of the I2V windows' image token
     else:
         clip = window_from(first, first_window=True)

@@ -49,6 +49,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from .conditioning import encode_prompts
+from .noise_prior import check_alpha, video_noise
 from .models import ImageToVideoUNet, InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
 from .stages import OPTIONAL_STAGES, STAGE_COMPONENTS, STAGES, resolve_stages  # noqa: F401 - re-exported
 
@@ -153,8 +154,15 @@ class MagicVideoPipeline(DiffusionPipeline):
     def encode_prompt(self, prompts: Sequence[str]) -> torch.Tensor:
         return encode_prompts(self.tokenizer, self.text_encoder, list(prompts), device=self._execution_device)
 
-    def prepare_latents(self, seeds: Sequence[int], num_frames: int, height: int, width: int, dtype: torch.dtype):
-        """Initial noise ``(batch, C, F, h, w)``: sample k drawn from its own generator."""
+    def noise_prior(self, override: float | None = None) -> float:
+        """The mixed noise prior's alpha (:mod:`magicvideo.noise_prior`) the key frames are sampled
+        with: `override`, else the key-frame U-Net's own ``noise_prior`` (what it was trained with)."""
+        return check_alpha(getattr(self.unet.config, "noise_prior", 0.0) if override is None else override)
+
+    def prepare_latents(self, seeds: Sequence[int], num_frames: int, height: int, width: int, dtype: torch.dtype,
+                        noise_prior: float | None = None):  # fmt: skip
+        """Initial noise ``(batch, C, F, h, w)``: sample k drawn from its own generator, under the
+        mixed noise prior `noise_prior` (None: the U-Net's, :meth:`noise_prior`)."""
         shape = (
             len(seeds),
             self.unet.config.in_channels,
@@ -163,7 +171,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             width // self.vae_scale_factor,
         )
         generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        latents = randn_tensor(shape, generator=generators, device=self._execution_device, dtype=dtype)
+        latents = video_noise(shape, self.noise_prior(noise_prior), generators, self._execution_device, dtype)
         return latents * self.scheduler.init_noise_sigma, generators
 
     def decode_latents(self, latents: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
@@ -231,6 +239,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         mode: str = "t2v",
         overlap: int = 1,
         window_method: str = "held",
+        noise_prior: float | None = None,
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -286,6 +295,9 @@ class MagicVideoPipeline(DiffusionPipeline):
             window_method: how windows after the first continue the previous one: "held" (the
                 key-frame model's directed attention with those frames held; default: it drifts
                 less on shapes) or "i2v" (through the ``i2v`` model); :mod:`magicvideo.long_video`.
+            noise_prior: the key frames' initial noise shares one map over the frames with this weight
+                (PYoCo's mixed prior, :mod:`magicvideo.noise_prior`; 0: i.i.d. per frame). Default:
+                the key-frame U-Net's ``config.noise_prior``, the alpha it was trained with.
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -307,7 +319,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                 eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale, mode, overlap,
-                window_method,
+                window_method, noise_prior,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -342,7 +354,7 @@ class MagicVideoPipeline(DiffusionPipeline):
 
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
-                   guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held"):  # fmt: skip
+                   guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held", noise_prior=None):  # fmt: skip
         from .long_video import check_mode, check_window_method, window_count
 
         check_mode(mode)
@@ -401,12 +413,12 @@ class MagicVideoPipeline(DiffusionPipeline):
 
             latents = generate(self, cond, seeds, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                                eta, guidance_rescale, image=given, mode=mode, overlap=overlap,
-                               window_method=window_method)  # fmt: skip
+                               window_method=window_method, noise_prior=self.noise_prior(noise_prior))  # fmt: skip
             return latents, seeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
-        latents, generators = self.prepare_latents(seeds, num_frames, height, width, dtype)
+        latents, generators = self.prepare_latents(seeds, num_frames, height, width, dtype, noise_prior)
         noise = latents / self.scheduler.init_noise_sigma
         known = known_mask = None
         if video is not None:

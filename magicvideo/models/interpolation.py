@@ -122,7 +122,8 @@ class InterpolationUNet(MagicVideoUNet):
                 "would have to be created or dropped"
             )
         config = {k: v for k, v in src.items() if not k.startswith("_")}
-        config.update(num_frames=window, in_channels=2 * c + int(mask_channel), temporal_attention=mode)
+        config.update(num_frames=window, in_channels=2 * c + int(mask_channel), temporal_attention=mode,
+                      noise_prior=0.0)  # its own trainer and sampler draw i.i.d. noise
         model = cls.from_config(config)
         state = {}
         for key, value in unet.state_dict().items():

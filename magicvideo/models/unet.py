@@ -25,7 +25,8 @@ layout, so SD weights load key for key) turned into a video model by three addit
    inflated model is unchanged until training moves it.
 
 Ablation switches (configuration, each documented in `MagicVideoUNet`): ``use_adaptor``,
-``temporal_attention`` in {"directed", "bidirectional", "none"}, ``fps_conditioning``.
+``temporal_attention`` in {"directed", "bidirectional", "none"}, ``fps_conditioning``; and the
+noise the model is trained and sampled with, ``noise_prior`` (:mod:`magicvideo.noise_prior`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.embeddings import TimestepEmbedding
 from diffusers.utils import BaseOutput
 from torch import nn
+
+from ..noise_prior import check_alpha
 
 TEMPORAL_MODES = ("directed", "bidirectional", "none")
 
@@ -248,6 +251,9 @@ class MagicVideoUNet(UNet2DConditionModel):
         temporal_attention: "directed" (eq. 4, the paper's), "bidirectional" (no mask) or "none"
             (no temporal branch). Ablation switch.
         fps_conditioning: add the FPS embedding of eq. 5 to the timestep embedding.
+        noise_prior: PYoCo's alpha (:mod:`magicvideo.noise_prior`): the frames' noise shares a map
+            with this weight, in training (the key-frame objective reads it here) and in sampling
+            (the pipeline's default); 0 is i.i.d. noise per frame. It changes no weight.
 
     Image-model args (those of diffusers' `UNet2DConditionModel` for SD 1.x/2.x, same meaning):
         sample_size: latent side the model was trained at (64 for SD 1.5 at 512 px).
@@ -275,6 +281,7 @@ class MagicVideoUNet(UNet2DConditionModel):
         use_adaptor: bool = True,
         temporal_attention: str = "directed",
         fps_conditioning: bool = True,
+        noise_prior: float = 0.0,
         sample_size: int | None = None,
         in_channels: int = 4,
         out_channels: int = 4,
@@ -305,6 +312,7 @@ class MagicVideoUNet(UNet2DConditionModel):
             raise ValueError(f"temporal_attention must be one of {TEMPORAL_MODES}, got {temporal_attention!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        check_alpha(noise_prior)
         super().__init__(
             sample_size=sample_size,
             in_channels=in_channels,

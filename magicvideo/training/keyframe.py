@@ -26,15 +26,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from magicvideo.noise_prior import mix
 from magicvideo.training.config import TrainConfig
 from magicvideo.training.trainer import Trainer, load_weights
 
 
-def noised(noise_scheduler, latents: torch.Tensor, generator: torch.Generator | None = None):
+def noised(noise_scheduler, latents: torch.Tensor, generator: torch.Generator | None = None, noise_prior: float = 0.0):
     """The forward process of eq. 6 on clean latents ``(B, ...)``: ``(noisy latents, timesteps, target)``,
     one timestep per item; the target is the noise (v for ``v_prediction``, the clean latents for ``sample``). Noise, then timesteps,
-    come from `generator` (the training stages' loss functions share this draw order)."""
+    come from `generator` (the training stages' loss functions share this draw order). `noise_prior` > 0: video latents
+    ``(B, C, F, h, w)`` get PYoCo's mixed noise with that alpha (:mod:`magicvideo.noise_prior`; its shared map is drawn
+    after the per-frame noise, so 0 draws what it always did)."""
     noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+    if noise_prior:
+        if latents.ndim != 5:
+            raise ValueError(f"noise_prior needs video latents (B, C, F, h, w), got shape {tuple(latents.shape)}")
+        b, c, _, h, w = latents.shape
+        shared = torch.randn((b, c, 1, h, w), generator=generator, device=latents.device, dtype=latents.dtype)
+        noise = mix(noise, shared, noise_prior)
     t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator,
                       device=latents.device)  # fmt: skip
     kind = noise_scheduler.config.prediction_type
@@ -56,12 +65,13 @@ def diffusion_loss(
     cond: torch.Tensor,
     fps: torch.Tensor | None,
     generator: torch.Generator | None = None,
+    noise_prior: float = 0.0,
 ) -> torch.Tensor:
     """Eq. 6: MSE between the noise (or v) and the U-Net's prediction on every frame.
 
     latents: scaled clean latents ``(B, C, F, h, w)``; cond: ``(B, tokens, dim)``; fps: nu ``(B,)``.
-    Noise and timesteps (one per clip) come from `generator`."""
-    noisy, t, target = noised(noise_scheduler, latents, generator)
+    Noise and timesteps (one per clip) come from `generator`; `noise_prior`: PYoCo's alpha (:func:`noised`)."""
+    noisy, t, target = noised(noise_scheduler, latents, generator, noise_prior)
     pred = unet(noisy, t, cond, fps=fps).sample
     return F.mse_loss(pred.float(), target.float())
 
@@ -153,7 +163,8 @@ class KeyframeTrainer(Trainer):
             cond = self.condition(batch, video)
         cond = drop_condition(cond, self.null, self.cfg.condition_dropout, self.generator)
         fps = torch.as_tensor(batch["nu"], dtype=torch.float32, device=self.device)
-        return diffusion_loss(self.denoiser, self.noise_scheduler, latents, cond, fps, self.generator)
+        return diffusion_loss(self.denoiser, self.noise_scheduler, latents, cond, fps, self.generator,
+                              getattr(self.model.config, "noise_prior", 0.0))  # the prior the model samples with
 
     def save_pipeline(self, folder: str | Path, ema: bool = True) -> Path:
         """Save a :class:`~magicvideo.pipeline.MagicVideoPipeline` folder with the trained U-Net
