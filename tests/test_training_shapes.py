@@ -213,3 +213,42 @@ def test_replicate_seeds_retrain_only_the_keyframe_stages(chain):
     assert any(not torch.equal(a, b) for a, b in zip(base.state_dict().values(), again.state_dict().values()))
     with pytest.raises(ValueError, match="needs its seed"):
         train_variant(out, "full", recipe, replicate=True)
+
+
+@pytest.mark.slow
+def test_finetune_continues_a_saved_pipeline_with_a_noise_prior(chain, tmp_path):
+    """stages.finetune.init_unet = a saved pipeline folder: the key-frame model trains on from it (its VideoVAE
+    and text encoder kept as they are), and the model config's noise_prior is trained and saved with it."""
+    from safetensors.torch import load_file
+
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    base = chain["out"]
+    assert chain["rc"] == 0
+    out = tmp_path / "continued"
+    out.mkdir()
+    (out / "data").symlink_to(base / "data")
+    args = ["train", "shapes", str(out), "--recipe", "tiny", "--seed", "3", "--device", "cpu", "--no-progress",
+            "--stages", "finetune", "--set", f"stages.finetune.init_unet={base / 'pipeline'}", "--set", "model.noise_prior=1"]
+    assert main(args) == 0
+    pipe = MagicVideoPipeline.from_pretrained(out / "pipeline")
+    assert pipe.unet.config.noise_prior == 1.0 and pipe.noise_prior() == 1.0
+    for comp, name in (("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
+        old, new = load_file(base / "pipeline" / comp / f"{name}.safetensors"), load_file(out / "pipeline" / comp / f"{name}.safetensors")
+        assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old), comp
+    old, new = load_file(base / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors"), \
+        load_file(out / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors")  # fmt: skip
+    assert old.keys() == new.keys() and any(not torch.equal(old[k], new[k]) for k in old)
+    video = pipe("a red circle moving left slowly on a black background", num_inference_steps=2, seed=0).frames
+    assert tuple(video.shape) == (1, 4, 32, 32, 3)
+
+
+def test_continuing_another_model_is_one_clear_error(tiny_pipeline_4f, tmp_path):
+    from magicvideo.training.keyframe import continued_pipeline
+    from tests.test_training_keyframe import small_model
+
+    tiny_pipeline_4f.save_pretrained(tmp_path / "p")
+    mc = small_model()
+    mc.temporal_attention = "bidirectional"
+    with pytest.raises(ValueError, match="another model: temporal_attention 'directed'"):
+        continued_pipeline(tmp_path / "p", mc)

@@ -135,7 +135,8 @@ class TrainConfig(StrictModel):
     stage: Literal["keyframe", "videovae", "upsample", "image_vae", "clip", "t2i", "classifier"] = "keyframe"
     model: str | ModelConfig = "tiny"           # model config name/path (configs/model) or inline
     weights: Literal["random", "pretrained"] = "random"
-    init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning);
+    init_unet: str | None = None                # keyframe: a MagicVideoUNet folder to start from (fine-tuning), or a
+                                                # saved pipeline folder to continue (its U-Net, VAE, text encoder);
                                                 # upsample: an UpsamplerUNet folder
     init_vae: str | None = None                 # videovae: a VideoAutoencoderKL folder to start from
     out_dir: str = "runs/train"

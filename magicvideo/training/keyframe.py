@@ -183,7 +183,8 @@ class KeyframeTrainer(Trainer):
 
 def build_keyframe_trainer(cfg: TrainConfig, dataset=None, device: str | torch.device | None = None) -> KeyframeTrainer:
     """Everything from the config: the model config's pipeline (random or inflated from
-    ``pretrained_2d``, seeded by ``seed``), ``init_unet`` weights, a DDPM noise schedule from the
+    ``pretrained_2d``, seeded by ``seed``), ``init_unet`` weights (or, when ``init_unet`` is a saved
+    pipeline folder, that whole pipeline to continue: :func:`continued_pipeline`), a DDPM noise schedule from the
     pipeline's scheduler config, the image encoder for pre-training, and (unless `dataset` is
     given) a :class:`~magicvideo.data.VideoTextDataset` over ``data.csv``."""
     from diffusers import DDPMScheduler
@@ -193,9 +194,12 @@ def build_keyframe_trainer(cfg: TrainConfig, dataset=None, device: str | torch.d
     if cfg.stage != "keyframe":
         raise ValueError(f"stage: expected 'keyframe', got {cfg.stage!r}")
     mc = cfg.resolved_model()
-    pipe = build_pipeline(mc, weights=cfg.weights, seed=cfg.seed)
-    if cfg.init_unet:
-        load_weights(pipe.unet, cfg.init_unet)
+    if cfg.init_unet and (Path(cfg.init_unet) / "model_index.json").is_file():
+        pipe = continued_pipeline(cfg.init_unet, mc)
+    else:
+        pipe = build_pipeline(mc, weights=cfg.weights, seed=cfg.seed)
+        if cfg.init_unet:
+            load_weights(pipe.unet, cfg.init_unet)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     image_embedder = None
     if cfg.conditioning == "image":
@@ -214,6 +218,26 @@ def build_keyframe_trainer(cfg: TrainConfig, dataset=None, device: str | torch.d
         dataset = video_dataset(cfg)
     return KeyframeTrainer(cfg, dataset, pipe.unet, pipe.vae, noise_scheduler, pipe.tokenizer, pipe.text_encoder,
                            image_embedder, device=device)  # fmt: skip
+
+
+def continued_pipeline(folder: str | Path, mc):
+    """A saved pipeline to continue training (``init_unet`` names a pipeline folder): its U-Net, VAE
+    (decoder temporal layers included), text encoder, tokenizer and noise schedule. The model config
+    must describe the same U-Net (frames, ablation switches, frame size); its ``noise_prior`` is the
+    one trained (and then sampled) with from here on."""
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    pipe = MagicVideoPipeline.from_pretrained(folder)
+    u = pipe.unet.config
+    want = {"num_frames": mc.num_frames, "use_adaptor": mc.use_adaptor, "temporal_attention": mc.temporal_attention,
+            "fps_conditioning": mc.fps_conditioning, "resolution": mc.resolution}  # fmt: skip
+    have = {"num_frames": u.num_frames, "use_adaptor": u.use_adaptor, "temporal_attention": u.temporal_attention,
+            "fps_conditioning": u.fps_conditioning, "resolution": u.sample_size * pipe.vae_scale_factor}  # fmt: skip
+    differ = [f"{k} {have[k]!r} (model config: {want[k]!r})" for k in want if have[k] != want[k]]
+    if differ:
+        raise ValueError(f"init_unet: the pipeline {folder} is another model: " + ", ".join(differ))
+    pipe.unet.register_to_config(noise_prior=mc.noise_prior)
+    return pipe
 
 
 def video_dataset(cfg: TrainConfig):

@@ -340,11 +340,13 @@ class ShapesChain:
         pre = self.stage_config("pretrain")
         init = str(self.final_weights(pre, "unet")) if pre is not None else None
         vv = self.stage_config("videovae")
+        # stages.finetune.init_unet: a saved pipeline to continue (its VideoVAE comes with it), e.g. the committed one
+        continued = bool(self.recipe.stages.finetune.get("init_unet"))
 
         def train(cfg):
             trainer = build_keyframe_trainer(cfg)
             summary = self._fit(trainer)
-            if vv is not None:  # the decoder's trained temporal layers (the encoder is unchanged)
+            if vv is not None and not continued:  # the decoder's trained temporal layers (the encoder is unchanged)
                 load_weights(trainer.vae, self.final_weights(vv, "vae"))
             shutil.rmtree(self.out / "pipeline", ignore_errors=True)
             trainer.save_pipeline(self.out / "pipeline", ema=cfg.ema.enabled)
