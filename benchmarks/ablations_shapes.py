@@ -27,7 +27,9 @@ samples that one with its own steps and guidance instead of ``--steps`` / ``--gu
 student beside its teacher: ``--variants "" --pipeline teacher25=P --pipeline teacher50=P:steps=50
 --pipeline student4=S:steps=4:guidance=1``); ``:quantize=int8_weight_only`` (or ``int8_dynamic``) runs its
 U-Net quantized (:mod:`magicvideo.quantize`), the FVD change of quantization as a paired difference
-(``--pipeline fp=P --pipeline int8=P:quantize=int8_weight_only --baseline fp``). ``--save-clips DIR`` writes
+(``--pipeline fp=P --pipeline int8=P:quantize=int8_weight_only --baseline fp``); ``:noise_prior=A`` samples
+its key frames under PYoCo's mixed noise prior with that alpha (:mod:`magicvideo.noise_prior`; default
+``--noise-prior``, else the model's own). ``--save-clips DIR`` writes
 every generated clip into ``DIR/<name>.npz`` (uint8 ``clips`` [N, 16, H, W, 3] at 8 fps, ``prompts``), to be
 scored later by other extractors (the Kinetics-400 I3D on a CPU: ``benchmarks/ablations_kinetics.py``).
 
@@ -51,7 +53,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", help="the chain's folder (data/, pipeline/, classifier/, clip/, ablations/)")
     ap.add_argument("--variants", default="full,no_adaptor,bidirectional,no_temporal,no_pretraining")
-    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR[:steps=N][:guidance=G][:quantize=MODE]",
+    ap.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR[:steps=N][:guidance=G][:quantize=MODE][:noise_prior=A]",
                     help="also score this saved pipeline under NAME, optionally with its own steps / guidance (repeatable)")
     ap.add_argument("--classifier", help="the shapes classifier folder (default: OUT/classifier)")
     ap.add_argument("--clip", help="the CLIP folder for FID and frame change (default: OUT/clip)")
@@ -119,8 +121,8 @@ def main() -> int:
     for spec in args.pipeline:
         name, _, rest = spec.partition("=")
         path, *opts = rest.split(":")
-        kinds = {"steps": int, "guidance": float, "quantize": str}
-        usage = f"--pipeline takes NAME=DIR[:steps=N][:guidance=G][:quantize=MODE], got {spec!r}"
+        kinds = {"steps": int, "guidance": float, "quantize": str, "noise_prior": float}
+        usage = f"--pipeline takes NAME=DIR[:steps=N][:guidance=G][:quantize=MODE][:noise_prior=A], got {spec!r}"
         try:
             sampler = {**default, **{k: kinds[k](v) for k, _, v in (o.partition("=") for o in opts)}}
         except (KeyError, ValueError):
@@ -138,13 +140,14 @@ def main() -> int:
             from magicvideo.quantize import quantize_pipeline
 
             quantize_pipeline(pipe, sampler["quantize"])
+        alpha = pipe.noise_prior(sampler.get("noise_prior", args.noise_prior))
         t0 = time.perf_counter()
         clips = []
         for i in range(0, len(records), args.batch_size):
             batch = records[i : i + args.batch_size]
             seeds = [args.seed * 1_000_003 + i + j for j in range(len(batch))]
             clips.append(pipe([r.prompt for r in batch], num_inference_steps=sampler["steps"], guidance_scale=sampler["guidance"],
-                              guidance_rescale=args.guidance_rescale, noise_prior=args.noise_prior,
+                              guidance_rescale=args.guidance_rescale, noise_prior=alpha,
                               seed=seeds).frames)  # fmt: skip
         fake = np.concatenate(clips)
         gen_s = time.perf_counter() - t0
@@ -158,7 +161,7 @@ def main() -> int:
                "generation_s": gen_s, "clips": len(fake), "key": variant,
                "seed": args.seed if args.replicate is None else args.replicate, "sample_seed": args.seed,
                "sampler": {**sampler, "guidance_rescale": args.guidance_rescale,
-                           "noise_prior": pipe.noise_prior(args.noise_prior)}}  # fmt: skip
+                           "noise_prior": alpha}}  # fmt: skip
         per_run[variant] = {"fvd_features": features(fake),
                             "attr_correct": np.array([np.mean(list(c.values())) for c in acc.per_sample]),
                             "pixel_change": pixel_change(fake)}  # fmt: skip
@@ -167,7 +170,7 @@ def main() -> int:
             np.savez_compressed(Path(args.save_clips) / f"{variant}.npz", clips=fake[: args.save_limit],
                                 prompts=np.array([r.prompt for r in records][: args.save_limit]))  # fmt: skip
         rows.append(row)
-        print(f"{label:30s} [{sampler['steps']} steps, CFG {sampler['guidance']:g}{', ' + sampler['quantize'] if sampler.get('quantize') else ''}] FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
+        print(f"{label:30s} [{sampler['steps']} steps, CFG {sampler['guidance']:g}{', ' + sampler['quantize'] if sampler.get('quantize') else ''}{f', noise prior {alpha:g}' if alpha else ''}] FVD {fvd.value:8.2f} [{lo:.2f}, {hi:.2f}]  FID {fid.value:7.2f}  "
               f"attr acc mean {acc.mean:.3f} " + " ".join(f"{k} {v:.2f}" for k, v in acc.accuracy.items()) +
               f"  change x{tc.pixel_change_ratio:.2f} px, x{tc.frame_change_ratio:.2f} CLIP; stability "
               + " ".join(f"{k} {v:.2f}" for k, v in (tc.stability or {}).items()) + f"  ({gen_s:.1f} s)", flush=True)  # fmt: skip
