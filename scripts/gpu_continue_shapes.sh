@@ -33,7 +33,7 @@ pack)
     cd "$out"
     tar czf "$dest/results.tgz" status.log job.log logs scores*.json scores*.npz */runs/finetune/train_log.jsonl \
         */runs/finetune/done.json 2>/dev/null
-    for d in */pipeline; do tar cf "$dest/$(dirname "$d").tar" "$d"; done
+    for d in */pipeline; do tar cf "$dest/$(dirname "$d").tar" "$d/unet" "$d/model_index.json"; done  # the rest is the committed pipeline's
     ls -la "$dest"
     ;;
 run)
