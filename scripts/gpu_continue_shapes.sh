@@ -13,7 +13,7 @@
 # committed pipeline, model.noise_prior ALPHA, stages.finetune.steps STEPS). Scoring (benchmarks/ablations_shapes.py
 # with the committed evaluators, paired against the committed pipeline): the committed pipeline as it is and
 # sampled with each alpha of $SAMPLE_ALPHAS (default "1"), and every run with its own alpha, in one process.
-# SCALE / LIMIT / STEPS: a smoke test on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2).
+# INIT: the pipeline folder the runs continue (default: the committed one). SCALE / LIMIT / STEPS: a smoke test on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2).
 set -uo pipefail
 cmd=$1 out=$2; shift 2
 . "$(dirname "$0")/gpu_job.sh"  # note, job, copy_repo, launch, wait_job
@@ -40,6 +40,7 @@ run)
     cd "$out/repo"
     export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
     committed="$out/repo/checkpoints/shapes/pipeline"
+    init="${INIT:-$committed}"  # INIT: another saved pipeline to continue (same VideoVAE), e.g. an earlier committed one
     all() { local p rc=0; for p in "$@"; do wait "$p" || rc=1; done; return $rc; }
     score() { python3 benchmarks/ablations_shapes.py "$out" --classifier checkpoints/shapes/classifier \
                   --clip checkpoints/shapes/clip --limit "${LIMIT:-256}" --steps "${STEPS:-25}" --variants "" \
@@ -49,7 +50,7 @@ run)
         IFS=: read -r name alpha steps <<<"$spec"
         mkdir -p "$out/$name" && ln -sfn "$out/data" "$out/$name/data"
         job "$name" python3 -m magicvideo.cli train shapes "$out/$name" --stages finetune --no-progress \
-            --steps-scale "${SCALE:-1}" --set "stages.finetune.init_unet=$committed" --set "model.noise_prior=$alpha" \
+            --steps-scale "${SCALE:-1}" --set "stages.finetune.init_unet=$init" --set "model.noise_prior=$alpha" \
             --set "stages.finetune.steps=$steps" & pids+=($!)
         names+=("$name")
     done
