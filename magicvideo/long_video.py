@@ -45,9 +45,10 @@ import math
 from collections.abc import Sequence
 
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 from torch import nn
 
-from .noise_prior import video_noise
+from .noise_prior import mix
 
 MODES = ("t2v", "magic141")
 #: how the windows after the first continue the previous one (module docstring)
@@ -101,7 +102,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     cond: the text tokens, ``[uncond; cond]`` stacked when ``guidance_scale > 1``; image: the first
     frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None; noise_prior: the mixed noise prior of the
     windows the key-frame model makes (:mod:`magicvideo.noise_prior`; the I2V model's windows take
-    its own ``config.noise_prior``)."""
+    its own ``config.noise_prior``), one shared map for the whole clip."""
     check_mode(mode)
     check_window_method(window_method, pipe)
     if mode == "magic141" and image is not None:
@@ -117,8 +118,18 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     fps_t = torch.full((cond.shape[0],), float(fps), device=device)
     kw = dict(guidance_scale=guidance_scale, generators=generators, eta=eta, guidance_rescale=guidance_rescale)
 
+    shared: list[torch.Tensor] = []  # the clip's one shared noise map, drawn with the first window's noise
+
     def draw(frames: int, prior: float = 0.0) -> torch.Tensor:
-        return video_noise((*shape[:2], frames, *shape[3:]), prior, generators, device, dtype)
+        """A window's noise. Under the mixed prior every window of the clip shares one map (PYoCo's
+        prior is over all the frames of a video, and a long clip is one video): windows start from
+        correlated noise, as the frames of one window do. Window 0 draws what a 16-frame clip draws."""
+        iid = randn_tensor((*shape[:2], frames, *shape[3:]), generator=generators, device=device, dtype=dtype)
+        if not prior:
+            return iid
+        if not shared:
+            shared.append(randn_tensor((*shape[:2], 1, *shape[3:]), generator=generators, device=device, dtype=dtype))
+        return mix(iid, shared[0], prior)
 
     def run(model, noise, tokens=None, context=None, model_kwargs=None, use_fps=True):
         """Denoise one window from `noise`; its first k frames held at `context` (B, C, k, h, w)."""
