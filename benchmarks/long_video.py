@@ -60,7 +60,8 @@ def drift(args) -> dict:
         part = records[i : i + args.batch_size]
         clips.extend(pipe([r.prompt for r in part], seed=[args.seed + i + j for j in range(len(part))],
                           num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance, fps=8.0,
-                          mode=args.mode, overlap=args.overlap, window_method=args.window_method).frames)  # fmt: skip
+                          mode=args.mode, overlap=args.overlap, window_method=args.window_method,
+                          noise_prior=args.noise_prior).frames)  # fmt: skip
     for rec, clip in zip(records, clips):
         n = clip.shape[0] // window
         wins = clip[: n * window].reshape(n, window, *clip.shape[1:])  # (windows, 16, H, W, 3)
@@ -80,7 +81,8 @@ def drift(args) -> dict:
     allw = np.concatenate(rows) if rows else np.zeros(0, bool)
     return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
             "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
-            "i2v": pipe.i2v is not None, "windows_compared": int(allw.size),
+            "i2v": pipe.i2v is not None, "noise_prior": pipe.noise_prior(args.noise_prior),
+            "windows_compared": int(allw.size),
             "both_same": float(allw.mean()) if allw.size else float("nan"),
             "shape_same": float(np.mean([c["shape_same"] for c in per_clip])),
             "color_same": float(np.mean([c["color_same"] for c in per_clip])),
@@ -158,6 +160,7 @@ def main() -> None:
     p.add_argument("--speed-guidance", type=float, default=1.0)
     p.add_argument("--decode-chunk", type=int, default=16)
     p.add_argument("--no-i2v", action="store_true", help="the directed-attention fallback instead of an I2V model (drift and speed)")
+    p.add_argument("--noise-prior", type=float, help="drift: the mixed noise prior's alpha (default: the key-frame U-Net's)")
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args()
     if args.smoke:

@@ -184,3 +184,35 @@ def test_generate_samples_a_student_at_its_own_steps_unless_told(teacher_dir, tm
     assert main(base) == 0
     assert main([*base, "--steps", "1", "--guidance", "3"]) == 0
     assert calls == [(2, 1.0), (1, 3.0)]
+
+
+def test_a_teacher_trained_under_the_mixed_noise_prior_is_distilled_under_it(teacher_dir, tmp_path, monkeypatch):
+    """The teacher's scores are those of noise with its alpha (PYoCo's mixed prior), and the student samples
+    with the alpha in its copied config: the student's initial noise, the distribution-matching noise and the
+    fake score's loss all draw with the teacher's alpha; alpha 0 draws what plain torch.randn draws."""
+    import magicvideo.training.distill as distill
+    import magicvideo.training.keyframe as keyframe
+    from magicvideo.training.distill import DistillTrainer, load_teacher
+
+    plain = trainer(teacher_dir, tmp_path / "plain", regression_weight=0.0)
+    assert plain.noise_prior == 0.0
+    state = plain.generator.get_state()
+    torch.testing.assert_close(plain._noise(3), torch.randn((3, *plain.shape), generator=plain.generator.set_state(state)))
+
+    teacher = load_teacher(teacher_dir)
+    teacher.unet.register_to_config(noise_prior=1.0)
+    tr = DistillTrainer(tiny_cfg(regression_weight=0.0), teacher, PROMPTS, tmp_path / "mixed", device="cpu")
+    assert tr.noise_prior == 1.0 and tr.student.config.noise_prior == 1.0
+    z = tr._noise(400)  # (B, C, F=2, h, w): the two frames' noise correlates by alpha^2 / (1 + alpha^2) = 0.5
+    r = torch.corrcoef(torch.stack([z[:, :, 0].flatten(), z[:, :, 1].flatten()]))[0, 1]
+    assert abs(float(r) - 0.5) < 0.02 and abs(float(z.std()) - 1.0) < 0.02
+
+    alphas, losses = [], []
+    real_video_noise, real_loss = distill.video_noise, keyframe.diffusion_loss
+    monkeypatch.setattr(distill, "video_noise", lambda shape, alpha, *a, **k: alphas.append(alpha) or real_video_noise(shape, alpha, *a, **k))
+    monkeypatch.setattr(keyframe, "diffusion_loss", lambda *a, **k: losses.append(k.get("noise_prior")) or real_loss(*a, **k))
+    tr.train(progress=False)
+    assert alphas and set(alphas) == {1.0} and len(alphas) >= 3  # fake update, generator update, dm loss
+    assert losses == [1.0]
+    folder = tr.save_student(tmp_path / "student", teacher_dir)
+    assert json.loads((folder / "unet" / "config.json").read_text())["noise_prior"] == 1.0

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from magicvideo.configs import StrictModel
+from magicvideo.noise_prior import check_alpha, video_noise
 
 METHOD = "DMD2"
 PAPER = "Yin et al. 2024, Improved Distribution Matching Distillation for Fast Image Synthesis, arXiv 2405.14867"
@@ -150,6 +151,9 @@ class DistillTrainer:
         c = self.teacher.config
         h = c.sample_size
         self.shape = (c.in_channels, c.num_frames, h, h)
+        # PYoCo's mixed noise prior (magicvideo/noise_prior.py): the teacher's scores are those of noise with its
+        # alpha, and the student (a copy, same config) samples from it, so every draw here uses the teacher's alpha.
+        self.noise_prior = check_alpha(getattr(c, "noise_prior", 0.0))
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step_generator = torch.Generator().manual_seed(cfg.seed)  # which student step: on the host, no sync
         self.ts = [int(t) for t in self.sampler.timesteps]
@@ -184,7 +188,8 @@ class DistillTrainer:
         return self.cond[idx]
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn((n, *self.shape), generator=self.generator, device=self.device)
+        """The student's initial noise, as its pipeline draws it (the mixed prior; alpha 0: i.i.d.)."""
+        return video_noise((n, *self.shape), self.noise_prior, self.generator, self.device)
 
     def simulate(self, noise: torch.Tensor, cond: torch.Tensor, k: int, grad: bool = False) -> torch.Tensor:
         """Backward simulation: the student's clean estimate at its step ``k`` (0-based) from initial
@@ -215,7 +220,7 @@ class DistillTrainer:
         T = self.noise_scheduler.config.num_train_timesteps
         t = torch.randint(int(cfg.dm_t_min * T), int(cfg.dm_t_max * T) + 1, (n,), generator=self.generator,
                           device=self.device)  # fmt: skip
-        noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
+        noise = video_noise(x0.shape, self.noise_prior, self.generator, self.device)
         with torch.no_grad():
             x_t = self.noise_scheduler.add_noise(x0.detach(), noise, t)
             fps = self._fps(n)
@@ -269,7 +274,8 @@ class DistillTrainer:
         x0 = self.simulate(self._noise(cond.shape[0]), cond, self._k())
         self.opt_fake.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = diffusion_loss(self.fake, self.noise_scheduler, x0, cond, self._fps(cond.shape[0]), self.generator)
+            loss = diffusion_loss(self.fake, self.noise_scheduler, x0, cond, self._fps(cond.shape[0]), self.generator,
+                                  noise_prior=self.noise_prior)
         loss.backward()
         self._clip(self.fake)
         self.opt_fake.step()
