@@ -46,7 +46,7 @@ run)
     }
     pids=()
     if want student; then
-        mkdir -p "$out/student_job"
+        mkdir -p "$out/student_job/logs"
         cp -r "$out/repo" "$out/student_job/repo"
         job student env PHASES="train quality" bash "$out/student_job/repo/scripts/gpu_student.sh" run "$out/student_job" & pids+=($!)
     fi
