@@ -214,5 +214,17 @@ def test_a_teacher_trained_under_the_mixed_noise_prior_is_distilled_under_it(tea
     tr.train(progress=False)
     assert alphas and set(alphas) == {1.0} and len(alphas) >= 3  # fake update, generator update, dm loss
     assert losses == [1.0]
-    folder = tr.save_student(tmp_path / "student", teacher_dir)
+    # a teacher folder with other stages (here an I2V entry, as the committed pipeline has): the student holds none
+    import shutil
+
+    from magicvideo.pipeline import MagicVideoPipeline
+
+    rich = tmp_path / "teacher_with_i2v"
+    shutil.copytree(teacher_dir, rich)
+    index = json.loads((rich / "model_index.json").read_text())
+    (rich / "model_index.json").write_text(json.dumps({**index, "i2v": ["magicvideo.models.i2v", "ImageToVideoUNet"]}))
+    folder = tr.save_student(tmp_path / "student", rich)
     assert json.loads((folder / "unet" / "config.json").read_text())["noise_prior"] == 1.0
+    assert json.loads((folder / "model_index.json").read_text())["i2v"] == [None, None]
+    pipe = MagicVideoPipeline.from_pretrained(folder)
+    assert pipe.i2v is None and pipe.noise_prior() == 1.0

@@ -390,8 +390,8 @@ class DistillTrainer:
             shutil.copytree(teacher_dir / comp, tmp / comp)
         copy.deepcopy(self.student).to(dtype=dtype).save_pretrained(tmp / "unet")
         index = json.loads((teacher_dir / "model_index.json").read_text())
-        for comp in ("interpolation", "image_encoder", "upsampler"):
-            if comp in index:
+        for comp in index:  # every other stage of the teacher's folder (interpolation, i2v, t2i_unet, ...) is absent
+            if not comp.startswith("_") and comp not in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
                 index[comp] = [None, None]
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         doc = {"method": METHOD, "paper": PAPER,
