@@ -156,8 +156,13 @@ class MagicVideoPipeline(DiffusionPipeline):
 
     def noise_prior(self, override: float | None = None) -> float:
         """The mixed noise prior's alpha (:mod:`magicvideo.noise_prior`) the key frames are sampled
-        with: `override`, else the key-frame U-Net's own ``noise_prior`` (what it was trained with)."""
-        return check_alpha(getattr(self.unet.config, "noise_prior", 0.0) if override is None else override)
+        with: `override`, else the key-frame U-Net's ``sample_noise_prior`` when set (a sampling alpha
+        chosen after training), else its ``noise_prior`` (what it was trained with)."""
+        if override is not None:
+            return check_alpha(override)
+        config = self.unet.config
+        chosen = getattr(config, "sample_noise_prior", None)
+        return check_alpha(getattr(config, "noise_prior", 0.0) if chosen is None else chosen)
 
     def prepare_latents(self, seeds: Sequence[int], num_frames: int, height: int, width: int, dtype: torch.dtype,
                         noise_prior: float | None = None):  # fmt: skip

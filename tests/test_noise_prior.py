@@ -132,12 +132,37 @@ def test_interpolation_and_i2v_models_start_iid(tiny_pipeline_4f):
     from magicvideo.models import ImageToVideoUNet, InterpolationUNet
 
     unet = tiny_pipeline_4f.unet
-    unet.register_to_config(noise_prior=1.0)
+    unet.register_to_config(noise_prior=1.0, sample_noise_prior=1.5)
     try:
-        assert ImageToVideoUNet.from_keyframe_unet(unet).config.noise_prior == 0
-        assert InterpolationUNet.from_keyframe_unet(unet).config.noise_prior == 0
+        for cls in (ImageToVideoUNet, InterpolationUNet):
+            config = cls.from_keyframe_unet(unet).config
+            assert config.noise_prior == 0 and config.sample_noise_prior is None
     finally:
-        unet.register_to_config(noise_prior=0.0)
+        unet.register_to_config(noise_prior=0.0, sample_noise_prior=None)
+
+
+def test_a_sampling_alpha_chosen_after_training_is_the_default_and_travels_with_the_folder(tiny_pipeline_4f, tmp_path):
+    """``sample_noise_prior`` (an alpha chosen on validation clips after training) is what the pipeline samples
+    with unless a call says otherwise; it is saved with the U-Net, moves the checkpoint's identity, and a
+    continued training run drops it (the choice is re-made for the new model)."""
+    from magicvideo.pipeline import MagicVideoPipeline, cascade_identity
+
+    pipe = tiny_pipeline_4f
+    kw = dict(num_inference_steps=2, guidance_scale=3.0, output_type="latent")
+    at_15 = pipe(PROMPTS[:2], seed=[5, 6], noise_prior=1.5, **kw).frames
+    pipe.save_pretrained(tmp_path / "trained")
+    pipe.unet.register_to_config(noise_prior=1.0, sample_noise_prior=1.5)
+    try:
+        assert pipe.noise_prior() == 1.5 and pipe.noise_prior(1.0) == 1.0 and pipe.noise_prior(0.0) == 0.0
+        torch.testing.assert_close(pipe(PROMPTS[:2], seed=[5, 6], **kw).frames, at_15, rtol=0, atol=0)
+        pipe.save_pretrained(tmp_path / "chosen")
+    finally:
+        pipe.unet.register_to_config(noise_prior=0.0, sample_noise_prior=None)
+    loaded = MagicVideoPipeline.from_pretrained(tmp_path / "chosen")
+    assert (loaded.unet.config.noise_prior, loaded.unet.config.sample_noise_prior, loaded.noise_prior()) == (1.0, 1.5, 1.5)
+    assert cascade_identity(tmp_path / "trained") != cascade_identity(tmp_path / "chosen")
+    with pytest.raises(ValueError, match="noise_prior"):
+        type(pipe.unet).from_config({**dict(pipe.unet.config), "sample_noise_prior": -1.0})
 
 
 def test_eval_addresses_move_only_when_the_sampler_sets_a_prior(tmp_path, tiny_pipeline_4f):

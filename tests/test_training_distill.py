@@ -200,9 +200,10 @@ def test_a_teacher_trained_under_the_mixed_noise_prior_is_distilled_under_it(tea
     torch.testing.assert_close(plain._noise(3), torch.randn((3, *plain.shape), generator=plain.generator.set_state(state)))
 
     teacher = load_teacher(teacher_dir)
-    teacher.unet.register_to_config(noise_prior=1.0)
+    teacher.unet.register_to_config(noise_prior=1.0, sample_noise_prior=2.0)  # trained at 1, sampled at 2
     tr = DistillTrainer(tiny_cfg(regression_weight=0.0), teacher, PROMPTS, tmp_path / "mixed", device="cpu")
-    assert tr.noise_prior == 1.0 and tr.student.config.noise_prior == 1.0
+    assert tr.noise_prior == 1.0 and tr.student.config.noise_prior == 1.0  # the alpha the teacher's scores know
+    assert tr.student.config.sample_noise_prior is None and teacher.unet.config.sample_noise_prior == 2.0
     z = tr._noise(400)  # (B, C, F=2, h, w): the two frames' noise correlates by alpha^2 / (1 + alpha^2) = 0.5
     r = torch.corrcoef(torch.stack([z[:, :, 0].flatten(), z[:, :, 1].flatten()]))[0, 1]
     assert abs(float(r) - 0.5) < 0.02 and abs(float(z.std()) - 1.0) < 0.02

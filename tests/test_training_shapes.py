@@ -223,16 +223,24 @@ def test_finetune_continues_a_saved_pipeline_with_a_noise_prior(chain, tmp_path)
 
     from magicvideo.pipeline import MagicVideoPipeline
 
+    import json
+    import shutil
+
     base = chain["out"]
     assert chain["rc"] == 0
+    start = tmp_path / "start"  # the chain's pipeline with a sampling alpha chosen for it: continuing drops the choice
+    shutil.copytree(base / "pipeline", start)
+    config = json.loads((start / "unet" / "config.json").read_text())
+    (start / "unet" / "config.json").write_text(json.dumps({**config, "sample_noise_prior": 1.5}))
     out = tmp_path / "continued"
     out.mkdir()
     (out / "data").symlink_to(base / "data")
     args = ["train", "shapes", str(out), "--recipe", "tiny", "--seed", "3", "--device", "cpu", "--no-progress",
-            "--stages", "finetune", "--set", f"stages.finetune.init_unet={base / 'pipeline'}", "--set", "model.noise_prior=1"]
+            "--stages", "finetune", "--set", f"stages.finetune.init_unet={start}", "--set", "model.noise_prior=1"]
     assert main(args) == 0
     pipe = MagicVideoPipeline.from_pretrained(out / "pipeline")
     assert pipe.unet.config.noise_prior == 1.0 and pipe.noise_prior() == 1.0
+    assert pipe.unet.config.sample_noise_prior is None
     for comp, name in (("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
         old, new = load_file(base / "pipeline" / comp / f"{name}.safetensors"), load_file(out / "pipeline" / comp / f"{name}.safetensors")
         assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old), comp

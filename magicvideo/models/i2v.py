@@ -72,7 +72,8 @@ class ImageToVideoUNet(MagicVideoUNet):
         if src["in_channels"] != c:
             raise ValueError(f"expected a key-frame U-Net (in_channels == out_channels), got {src['in_channels']} vs {c}")
         config = {k: v for k, v in src.items() if not k.startswith("_")}
-        config.update(in_channels=2 * c + int(mask_channel), noise_prior=0.0)  # its own trainer draws i.i.d. noise
+        config.update(in_channels=2 * c + int(mask_channel), noise_prior=0.0,
+                      sample_noise_prior=None)  # its own trainer draws i.i.d. noise
         model = cls.from_config(config)
         state = dict(unet.state_dict())
         w = state["conv_in.weight"]

@@ -123,7 +123,7 @@ class InterpolationUNet(MagicVideoUNet):
             )
         config = {k: v for k, v in src.items() if not k.startswith("_")}
         config.update(num_frames=window, in_channels=2 * c + int(mask_channel), temporal_attention=mode,
-                      noise_prior=0.0)  # its own trainer and sampler draw i.i.d. noise
+                      noise_prior=0.0, sample_noise_prior=None)  # its own trainer and sampler draw i.i.d. noise
         model = cls.from_config(config)
         state = {}
         for key, value in unet.state_dict().items():

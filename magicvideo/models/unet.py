@@ -254,6 +254,9 @@ class MagicVideoUNet(UNet2DConditionModel):
         noise_prior: PYoCo's alpha (:mod:`magicvideo.noise_prior`): the frames' noise shares a map
             with this weight, in training (the key-frame objective reads it here) and in sampling
             (the pipeline's default); 0 is i.i.d. noise per frame. It changes no weight.
+        sample_noise_prior: the alpha the pipeline samples with by default when it is not the
+            trained one (None: ``noise_prior``); chosen after training, on a validation set (the
+            committed shapes model: benchmarks/results/sweep_noise_prior_val_20261203.json).
 
     Image-model args (those of diffusers' `UNet2DConditionModel` for SD 1.x/2.x, same meaning):
         sample_size: latent side the model was trained at (64 for SD 1.5 at 512 px).
@@ -282,6 +285,7 @@ class MagicVideoUNet(UNet2DConditionModel):
         temporal_attention: str = "directed",
         fps_conditioning: bool = True,
         noise_prior: float = 0.0,
+        sample_noise_prior: float | None = None,
         sample_size: int | None = None,
         in_channels: int = 4,
         out_channels: int = 4,
@@ -313,6 +317,8 @@ class MagicVideoUNet(UNet2DConditionModel):
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         check_alpha(noise_prior)
+        if sample_noise_prior is not None:
+            check_alpha(sample_noise_prior)
         super().__init__(
             sample_size=sample_size,
             in_channels=in_channels,

@@ -139,6 +139,7 @@ class DistillTrainer:
         for frozen in (teacher.vae, teacher.text_encoder):
             frozen.requires_grad_(False).eval()
         self.student = copy.deepcopy(self.teacher).requires_grad_(True).train()
+        self.student.register_to_config(sample_noise_prior=None)  # it learns from, and samples with, the trained alpha
         self.fake = copy.deepcopy(self.teacher).requires_grad_(True).train()
         self.sampler = DDIMScheduler.from_config(teacher.scheduler.config)  # the student's steps, as the pipeline's
         self.sampler.set_timesteps(cfg.student_steps, device=self.device)

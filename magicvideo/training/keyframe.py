@@ -236,7 +236,7 @@ def continued_pipeline(folder: str | Path, mc):
     differ = [f"{k} {have[k]!r} (model config: {want[k]!r})" for k in want if have[k] != want[k]]
     if differ:
         raise ValueError(f"init_unet: the pipeline {folder} is another model: " + ", ".join(differ))
-    pipe.unet.register_to_config(noise_prior=mc.noise_prior)
+    pipe.unet.register_to_config(noise_prior=mc.noise_prior, sample_noise_prior=None)  # a sampling choice is re-made
     return pipe
 
 
