@@ -139,7 +139,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="CPU smoke: 1 clip of 4 s at 2 steps; speed on the tiny config")
     p.add_argument("--overlap", type=int, default=1, help="frames shared by consecutive windows")
-    p.add_argument("--window-method", choices=["held", "i2v"], default="held",
+    p.add_argument("--window-method", choices=["held", "anchored", "i2v"], default="held",
                    help="drift: how windows after the first continue (MagicVideoPipeline's window_method)")
     # drift
     p.add_argument("--pipeline", type=Path, default=ROOT / "checkpoints/shapes/pipeline")

@@ -47,10 +47,11 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                         "(--window-method; magicvideo.long_video)")
     p.add_argument("--overlap", type=positive_int, default=1,
                    help="with --num-frames above the window: frames shared by consecutive windows (default 1)")
-    p.add_argument("--window-method", choices=["held", "i2v"], default="held",
+    p.add_argument("--window-method", choices=["held", "anchored", "i2v"], default="held",
                    help="with --num-frames above the window: how a window continues the previous one: held (the "
                         "key-frame model's directed attention with those frames held; default, drifts less on "
-                        "shapes) or i2v (through the pipeline's image-to-video model)")
+                        "shapes), anchored (the same, with the clip's first frame held in every window too) or i2v "
+                        "(through the pipeline's image-to-video model)")
     p.add_argument("--noise-prior", type=float, metavar="ALPHA",
                    help="the key frames' mixed noise prior (PYoCo's alpha: every frame's noise shares one map with "
                         "this weight; 0 = i.i.d. per frame; magicvideo.noise_prior); default: the model's own")

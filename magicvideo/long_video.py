@@ -22,6 +22,11 @@ frames (clean latents), held fixed. Two ways (``window_method``):
 - ``"held"`` (default): the key-frame model's directed attention with those frames replaced by
   their re-noised latents before every step (the held frames come first and never see the new
   ones), as inpainting does;
+- ``"anchored"``: as ``"held"``, with the clip's first frame held too, at window position 0 before
+  the ``overlap`` frames (so every window sees where the clip began, not only where the last one
+  ended; each window then adds ``15 - overlap`` frames). Written here against shape drift: under
+  directed attention every new frame attends to the held ones, and the first frame carries the
+  shape and colour the prompt asked for;
 - ``"i2v"``: through the I2V model (``k = overlap`` conditioning frames concatenated to the noise,
   the image token being the CLIP embedding of the clip's first frame, an anchor against drift).
 
@@ -52,7 +57,7 @@ from .noise_prior import mix
 
 MODES = ("t2v", "magic141")
 #: how the windows after the first continue the previous one (module docstring)
-WINDOW_METHODS = ("held", "i2v")
+WINDOW_METHODS = ("held", "anchored", "i2v")
 
 
 def check_mode(mode: str) -> str:
@@ -72,11 +77,14 @@ def check_window_method(window_method: str, pipe=None) -> str:
     return window_method
 
 
-def window_count(num_frames: int, window: int, overlap: int) -> int:
-    """Windows of a sliding-window clip of `num_frames` frames (1 when it fits in one window)."""
-    if not 1 <= overlap < window:
-        raise ValueError(f"overlap must be in 1..{window - 1} (frames shared by consecutive windows), got {overlap}")
-    return 1 + math.ceil(max(0, num_frames - window) / (window - overlap))
+def window_count(num_frames: int, window: int, overlap: int, window_method: str = "held") -> int:
+    """Windows of a sliding-window clip of `num_frames` frames (1 when it fits in one window);
+    ``"anchored"`` windows hold one frame more (the clip's first)."""
+    held = overlap + (window_method == "anchored")
+    if not 1 <= overlap or not held < window:
+        raise ValueError(f"overlap must be in 1..{window - 1 - (held - overlap)} (frames shared by consecutive windows"
+                         f"{', besides the anchor frame' if held > overlap else ''}), got {overlap}")  # fmt: skip
+    return 1 + math.ceil(max(0, num_frames - window) / (window - held))
 
 
 class _ImageModel(nn.Module):
@@ -108,7 +116,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     if mode == "magic141" and image is not None:
         raise ValueError("mode 'magic141' makes the first frame from the text: pass an image or that mode, not both")
     window = pipe.unet.config.num_frames
-    window_count(num_frames, window, overlap)  # validates overlap
+    window_count(num_frames, window, overlap, window_method)  # validates overlap
     b, device, dtype = len(seeds), pipe._execution_device, pipe.unet.dtype
     if pipe.i2v is not None and pipe.image_encoder is None:
         raise ValueError("the i2v component needs the image_encoder component (the CLIP image embedding it reads)")
@@ -166,7 +174,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     def window_from(context: torch.Tensor, first_window: bool = False) -> torch.Tensor:
         """One window whose first k frames are `context` (B, C, k, h, w), held fixed."""
         nonlocal anchor
-        if pipe.i2v is None or (window_method == "held" and not first_window):
+        if pipe.i2v is None or (window_method in ("held", "anchored") and not first_window):
             # the key-frame model's directed attention around the held frames
             return run(pipe.unet, draw(window, noise_prior), context=context)
         noise = draw(window, getattr(pipe.i2v.config, "noise_prior", 0.0))
@@ -186,6 +194,9 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
         clip = window_from(first, first_window=True)
     # -- the following windows, each continuing the last `overlap` frames -------------------------------
     while clip.shape[2] < num_frames:
-        nxt = window_from(clip[:, :, -overlap:])
-        clip = torch.cat([clip, nxt[:, :, overlap:]], dim=2)
+        context = clip[:, :, -overlap:]
+        if window_method == "anchored":  # the clip's first frame at position 0, then the overlap frames
+            context = torch.cat([clip[:, :, :1], context], dim=2)
+        nxt = window_from(context)
+        clip = torch.cat([clip, nxt[:, :, context.shape[2]:]], dim=2)
     return clip[:, :, :num_frames]

@@ -299,10 +299,12 @@ class MagicVideoPipeline(DiffusionPipeline):
             overlap: frames each sliding window continues from the previous one (1..15).
             window_method: how windows after the first continue the previous one: "held" (the
                 key-frame model's directed attention with those frames held; default: it drifts
-                less on shapes) or "i2v" (through the ``i2v`` model); :mod:`magicvideo.long_video`.
+                less on shapes), "anchored" (the same with the clip's first frame held too) or "i2v"
+                (through the ``i2v`` model); :mod:`magicvideo.long_video`.
             noise_prior: the key frames' initial noise shares one map over the frames with this weight
                 (PYoCo's mixed prior, :mod:`magicvideo.noise_prior`; 0: i.i.d. per frame). Default:
-                the key-frame U-Net's ``config.noise_prior``, the alpha it was trained with.
+                the key-frame U-Net's ``config.sample_noise_prior`` when set, else its ``noise_prior``
+                (the alpha it was trained with).
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -377,7 +379,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         window = self.unet.config.num_frames
         if not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
-        window_count(num_frames, window, overlap)  # validates overlap
+        window_count(num_frames, window, overlap, window_method)  # validates overlap
         magic = (mode == "magic141" or num_frames > window or (image is not None and self.i2v is not None)
                  or (num_frames < window and self.unet.config.use_adaptor))  # fewer: one window, cut
         if video is not None and magic:

@@ -86,6 +86,30 @@ def test_windows_are_held_by_the_keyframe_model_unless_i2v_is_asked_for(magic):
         bare(PROMPTS[:1], window_method="i2v", **kw)
 
 
+def test_anchored_windows_hold_the_clip_s_first_frame_beside_the_overlap(tiny_pipeline_4f, monkeypatch):
+    """window_method "anchored": every window after the first holds the clip's first frame at position 0 and
+    the previous window's last `overlap` frames after it (directed attention); each adds window - overlap - 1
+    frames, and the clip has exactly N frames; the first window is the short clip's."""
+    pipe = tiny_pipeline_4f
+    held = []
+    denoise = pipe.denoise
+
+    def spy(*args, known=None, known_mask=None, **kw):
+        held.append(None if known is None else known[:, :, : int(known_mask.sum())].clone())
+        return denoise(*args, known=known, known_mask=known_mask, **kw)
+
+    monkeypatch.setattr(pipe, "denoise", spy)
+    out = pipe(PROMPTS[:1], num_frames=8, overlap=1, window_method="anchored", seed=[5], **KW).frames
+    assert out.shape[2] == 8 and len(held) == 3 and held[0] is None  # 4 + 2 + 2 frames
+    assert torch.equal(held[1], out[:, :, [0, 3]]) and torch.equal(held[2], out[:, :, [0, 5]])
+    monkeypatch.setattr(pipe, "denoise", denoise)
+    assert torch.equal(out[:, :, :4], pipe(PROMPTS[:1], seed=[5], **KW).frames)
+    plain = pipe(PROMPTS[:1], num_frames=8, overlap=1, seed=[5], **KW).frames
+    assert torch.equal(plain[:, :, :4], out[:, :, :4]) and not torch.allclose(plain, out)
+    with pytest.raises(ValueError, match="overlap must be in 1..2 .*besides the anchor frame"):
+        pipe(PROMPTS[:1], num_frames=8, overlap=3, window_method="anchored", **KW)
+
+
 def test_magic141_runs_with_and_without_a_t2i_unet(magic):
     out = magic(PROMPTS, mode="magic141", seed=[1, 2], num_inference_steps=2, num_frames=6)
     assert out.frames.shape == (2, 6, 64, 64, 3)
