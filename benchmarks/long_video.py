@@ -2,7 +2,7 @@
 
 * ``drift``  K clips of ``--seconds`` at 8 fps (60 s = 480 frames = 30 windows of 16) from the
   shapes test prompts with a pipeline (default: the committed ``checkpoints/shapes/pipeline``);
-  ``--window-method`` held (default) or i2v as the pipeline's ``window_method``; ``--no-i2v`` drops the
+  ``--window-method`` held (default), anchored or i2v as the pipeline's ``window_method``; ``--no-i2v`` drops the
   I2V model altogether. The committed shapes classifier (``ShapesI3D``, clips at 8 fps) reads every
   non-overlapping 16-frame window; reported: the fraction of windows after the first whose
   predicted shape and colour (each, and both) equal the first window's (the goal: >= 0.9 for both),
