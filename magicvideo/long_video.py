@@ -17,7 +17,7 @@ held fixed, the key-frame model's directed attention carries it forward).
 
 **Sliding window** (the choice, documented): a clip of N frames is made window by window; window
 ``i > 0`` is 16 frames whose first ``overlap`` frames are the previous window's last ``overlap``
-frames (clean latents), held fixed. Two ways (``window_method``):
+frames (clean latents), held fixed. Three ways (``window_method``):
 
 - ``"held"`` (default): the key-frame model's directed attention with those frames replaced by
   their re-noised latents before every step (the held frames come first and never see the new

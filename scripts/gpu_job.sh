@@ -31,6 +31,12 @@ launch() {  # launch SCRIPT ARGS...: `bash OUT/repo/scripts/SCRIPT run OUT ARGS.
     echo "started (pid $!), log $out/job.log"
 }
 
+drift() {  # drift NAME ARGS...: benchmarks/long_video.py's drift as phase drift_NAME on $data, $clips clips (set by the caller), JSON in OUT/drift_NAME.json
+    local name=$1; shift
+    job "drift_$name" python3 benchmarks/long_video.py --parts drift --data "$data" --clips "$clips" \
+        --json "$out/drift_$name.json" "$@"
+}
+
 wait_job() {  # wait_job SECONDS: until the JOB END line or SECONDS pass; then the status and each log's last lines
     local limit=$1 t0=$SECONDS
     while [ $((SECONDS - t0)) -lt "$limit" ]; do

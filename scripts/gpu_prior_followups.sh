@@ -16,10 +16,10 @@
 #   scripts/gpu_prior_followups.sh pack OUT DEST              # followups.tgz: the student, JSONs, logs
 set -uo pipefail
 cmd=$1 out=$2; shift 2
-. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, wait_job
+. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift, wait_job
 case $cmd in
 start)
-    copy_repo --exclude=./.devcarry/old_unet
+    copy_repo
     launch gpu_prior_followups.sh
     ;;
 wait)
@@ -39,11 +39,6 @@ run)
     export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo" OMP_NUM_THREADS=2
     data=.devcarry/chain/data
     clips=${CLIPS:-32}
-    drift() {  # drift NAME ARGS...
-        local name=$1; shift
-        job "drift_$name" python3 benchmarks/long_video.py --parts drift --data "$data" --clips "$clips" \
-            --json "$out/drift_$name.json" "$@"
-    }
     pids=()
     if want student; then
         mkdir -p "$out/student_job/logs"

@@ -12,7 +12,7 @@
 #   scripts/gpu_t2i_drift.sh pack OUT DEST              # t2i_drift.tgz: t2i_unet/, the drift JSONs, logs
 set -uo pipefail
 cmd=$1 out=$2; shift 2
-. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, wait_job
+. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift, wait_job
 case $cmd in
 start)
     copy_repo --exclude=./.devcarry/fid --exclude=./.devcarry/fidall --exclude=./.devcarry/sr_render
@@ -33,11 +33,6 @@ run)
     export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo" OMP_NUM_THREADS=2
     data=.devcarry/chain/data
     clips=${CLIPS:-32}
-    drift() {  # drift NAME ARGS...
-        local name=$1; shift
-        job "drift_$name" python3 benchmarks/long_video.py --parts drift --data "$data" --clips "$clips" \
-            --json "$out/drift_$name.json" "$@"
-    }
     job t2i python3 scripts/train_i2v.py "$out/t2i" --pipeline checkpoints/shapes/pipeline --data "$data" --steps 0 \
         --t2i-steps "${T2I_STEPS:-1200}" --no-progress & a=$!
     drift t2v_o1 --overlap 1 & b=$!

@@ -190,8 +190,11 @@ def test_a_teacher_trained_under_the_mixed_noise_prior_is_distilled_under_it(tea
     """The teacher's scores are those of noise with its alpha (PYoCo's mixed prior), and the student samples
     with the alpha in its copied config: the student's initial noise, the distribution-matching noise and the
     fake score's loss all draw with the teacher's alpha; alpha 0 draws what plain torch.randn draws."""
+    import shutil
+
     import magicvideo.training.distill as distill
     import magicvideo.training.keyframe as keyframe
+    from magicvideo.pipeline import MagicVideoPipeline
     from magicvideo.training.distill import DistillTrainer, load_teacher
 
     plain = trainer(teacher_dir, tmp_path / "plain", regression_weight=0.0)
@@ -216,10 +219,6 @@ def test_a_teacher_trained_under_the_mixed_noise_prior_is_distilled_under_it(tea
     assert alphas and set(alphas) == {1.0} and len(alphas) >= 3  # fake update, generator update, dm loss
     assert losses == [1.0]
     # a teacher folder with other stages (here an I2V entry, as the committed pipeline has): the student holds none
-    import shutil
-
-    from magicvideo.pipeline import MagicVideoPipeline
-
     rich = tmp_path / "teacher_with_i2v"
     shutil.copytree(teacher_dir, rich)
     index = json.loads((rich / "model_index.json").read_text())

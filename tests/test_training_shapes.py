@@ -219,12 +219,12 @@ def test_replicate_seeds_retrain_only_the_keyframe_stages(chain):
 def test_finetune_continues_a_saved_pipeline_with_a_noise_prior(chain, tmp_path):
     """stages.finetune.init_unet = a saved pipeline folder: the key-frame model trains on from it (its VideoVAE
     and text encoder kept as they are), and the model config's noise_prior is trained and saved with it."""
+    import json
+    import shutil
+
     from safetensors.torch import load_file
 
     from magicvideo.pipeline import MagicVideoPipeline
-
-    import json
-    import shutil
 
     base = chain["out"]
     assert chain["rc"] == 0

@@ -382,17 +382,20 @@ class DistillTrainer:
         timesteps, guidance folded in, the recipe and the run's summary). No interpolation/upsample
         stage: the student is a key-frame model."""
         from magicvideo.pipeline import cascade_identity
+        from magicvideo.stages import STAGE_COMPONENTS
 
+        keyframes = STAGE_COMPONENTS["keyframes"]  # the student's U-Net, and the teacher's others as they are
         teacher_dir, folder = Path(teacher_dir), Path(folder)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        for comp in ("vae", "text_encoder", "tokenizer", "scheduler"):
-            shutil.copytree(teacher_dir / comp, tmp / comp)
+        for comp in keyframes:
+            if comp != "unet":
+                shutil.copytree(teacher_dir / comp, tmp / comp)
         copy.deepcopy(self.student).to(dtype=dtype).save_pretrained(tmp / "unet")
         index = json.loads((teacher_dir / "model_index.json").read_text())
         for comp in index:  # every other stage of the teacher's folder (interpolation, i2v, t2i_unet, ...) is absent
-            if not comp.startswith("_") and comp not in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+            if not comp.startswith("_") and comp not in keyframes:
                 index[comp] = [None, None]
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         doc = {"method": METHOD, "paper": PAPER,
