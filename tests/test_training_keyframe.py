@@ -59,6 +59,24 @@ def test_eq6_loss_decreases_on_a_fixed_batch(tmp_path):
     assert [r["step"] for r in log] == list(range(1, 16)) and all(r["samples"] == 2 * r["step"] for r in log)
 
 
+def test_encode_chunk_is_speed_only(tmp_path):
+    """`encode_chunk` (frames per VAE-encoder call) changes the launches, not the training: the same
+    losses and weights whether the batch's 8 frames are encoded two at a time or in one call (up to float rounding: the convolutions may
+    take another algorithm at another batch size)."""
+    data = clips(2)
+    runs = {}
+    for chunk in (2, 8):
+        trainer = build_keyframe_trainer(config(tmp_path / f"c{chunk}", steps=3, encode_chunk=chunk), dataset=data)
+        encode, seen = trainer.vae.encode_video, []
+        trainer.vae.encode_video = lambda *a, **kw: seen.append(kw.get("chunk_size")) or encode(*a, **kw)
+        trainer.train(progress=False)
+        assert seen == [chunk] * 3
+        runs[chunk] = ([r["loss"] for r in read_log(tmp_path / f"c{chunk}" / "run" / "train_log.jsonl")],
+                       trainer.model.state_dict())
+    assert runs[2][0] == pytest.approx(runs[8][0], rel=1e-5)
+    assert all(torch.allclose(v, runs[8][1][k], rtol=1e-4, atol=1e-6) for k, v in runs[2][1].items())
+
+
 def _params(folder):
     return load_file(folder / "diffusion_pytorch_model.safetensors")
 

@@ -158,7 +158,8 @@ class KeyframeTrainer(Trainer):
     def loss(self, batch: dict) -> torch.Tensor:
         video = batch["video"].to(self.device).transpose(1, 2)  # (B, F, 3, H, W) -> (B, 3, F, H, W)
         with torch.no_grad():
-            latents = self.vae.encode_video(video, sample=True, generator=self.generator)
+            latents = self.vae.encode_video(video, chunk_size=self.cfg.encode_chunk, sample=True,
+                                            generator=self.generator)
             latents = latents * self.vae.config.scaling_factor
             cond = self.condition(batch, video)
         cond = drop_condition(cond, self.null, self.cfg.condition_dropout, self.generator)

@@ -431,7 +431,7 @@ def _comparable(cfg: TrainConfig) -> dict[str, Any]:
     """A stage config without the keys that do not change what it trains."""
     return {k: v for k, v in cfg.model_dump(mode="json").items() if k not in ("device", "resume", "checkpoint_every",
                                                                             "log_every", "keep_checkpoints",
-                                                                            "cuda_graphs")}  # fmt: skip
+                                                                            "cuda_graphs", "encode_chunk")}  # fmt: skip
 
 
 def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:

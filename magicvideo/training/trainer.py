@@ -142,7 +142,7 @@ def list_checkpoints(out_dir: str | Path) -> list[Path]:
 
 # Keys that may differ between a run and its resumption (they do not change the arithmetic).
 _RESUMABLE_CHANGES = {"steps", "checkpoint_every", "log_every", "keep_checkpoints", "resume", "out_dir", "device",
-                      "cuda_graphs"}
+                      "cuda_graphs", "encode_chunk"}
 
 
 class Trainer:
