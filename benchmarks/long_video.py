@@ -6,7 +6,11 @@
   I2V model altogether. The committed shapes classifier (``ShapesI3D``, clips at 8 fps) reads every
   non-overlapping 16-frame window; reported: the fraction of windows after the first whose
   predicted shape and colour (each, and both) equal the first window's (the goal: >= 0.9 for both),
-  and how often the first window's agree with the prompt.
+  and how often the first window's agree with the prompt. Windows of one clip are not independent
+  samples (a misread first window fails all of them), so the interval is over clips: a BCa bootstrap
+  of the mean of the clips' fractions (:func:`clip_interval`), beside the number of clips that meet
+  the goal on their own and the agreement with each clip's most frequent reading (which a misread
+  first window does not decide).
 * ``speed``  seconds of compute per second of 8-fps video: a model config's pipeline with random
   weights (default ``sd15``: the SD 1.5 U-Net inflated, 256x256) with its key-frame U-Net made an
   I2V model and a random CLIP ViT-L/14 image tower, ``--speed-seconds`` of video through the
@@ -38,6 +42,33 @@ from bench_interpolation import image_encoder  # noqa: E402 - the same random CL
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def clip_interval(per_clip_values, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A BCa bootstrap interval (scipy.stats.bootstrap) of the mean over clips; the value itself when
+    every clip has the same one (no spread to resample), NaN for fewer than two clips."""
+    from scipy.stats import bootstrap
+
+    x = np.asarray(per_clip_values, dtype=float)
+    if x.size < 2:
+        return float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    res = bootstrap((x,), np.mean, confidence_level=level, n_resamples=4000, method="BCa",
+                    random_state=np.random.default_rng(seed))  # fmt: skip
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def clip_summary(per_clip: list[dict], goal: float = 0.9) -> dict:
+    """The per-clip drift numbers summed up: the interval of both_same over clips, clips at the goal,
+    and the agreement of every window with its clip's most frequent reading."""
+    from collections import Counter
+
+    both = [c["both_same"] for c in per_clip]
+    majority = [Counter(c["predicted"]).most_common(1)[0][1] / len(c["predicted"]) for c in per_clip if c["predicted"]]
+    low, high = clip_interval(both)
+    return {"both_same_ci95": [low, high], "clips_at_goal": int(sum(b >= goal for b in both)),
+            "majority_same": float(np.mean(majority)) if majority else float("nan")}  # fmt: skip
 
 
 def drift(args) -> dict:
@@ -88,6 +119,7 @@ def drift(args) -> dict:
             "color_same": float(np.mean([c["color_same"] for c in per_clip])),
             "first_window_prompt_shape": float(np.mean([c["first_matches_prompt"]["shape"] for c in per_clip])),
             "first_window_prompt_color": float(np.mean([c["first_matches_prompt"]["color"] for c in per_clip])),
+            **clip_summary(per_clip),
             "generation_s": round(time.perf_counter() - t0, 2), "per_clip": per_clip}  # fmt: skip
 
 
@@ -184,10 +216,14 @@ def main() -> None:
                         f"CFG {d['guidance']}, overlap {d['overlap']}, windows {d['window_method']}, "
                         f"{'I2V model present' if d['i2v'] else 'no I2V model'}, {d['mode']}")  # fmt: skip
         for c in ("windows after the first", "shape same", "colour same", "both same (goal >= 0.90)",
+                  "95% over clips", "clips >= 0.90", "same as the clip's majority",
                   "1st window = prompt (shape / colour)"):  # fmt: skip
             t.add_column(c, justify="right")
+        lo, hi = d["both_same_ci95"]
         t.add_row(str(d["windows_compared"]), f"{d['shape_same']:.3f}", f"{d['color_same']:.3f}",
-                  f"{d['both_same']:.3f}", f"{d['first_window_prompt_shape']:.2f} / {d['first_window_prompt_color']:.2f}")  # fmt: skip
+                  f"{d['both_same']:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{d['clips_at_goal']} / {d['clips']}",
+                  f"{d['majority_same']:.3f}",
+                  f"{d['first_window_prompt_shape']:.2f} / {d['first_window_prompt_color']:.2f}")  # fmt: skip
         console.print(t)
     if "speed" in res:
         s = res["speed"]
