@@ -22,6 +22,10 @@
 # done markers) into OUT first; the chain then reuses those stages. BASE=0 trains and scores only the
 # seeds of $SEEDS (the rest of a multi-seed ablation split across device sessions:
 # SEEDS=2 BASE=0 ... start OUT --upstream DIR).
+# INTERP=0 skips the interpolation stage (not part of the ablation table; it shares the GPU with the scoring).
+# Seeds 0, 1 and 2 in one device session (measured 2026-12-03: 15 key-frame runs side by side at ~30 steps/s
+# with the recipe's encode_chunk, ~10 min; upstream 4.6 min; scoring ~5 min):
+#   SEEDS="1 2" INTERP=0 SITE=/tmp/site scripts/gpu_retrain_shapes.sh start OUT
 # The key-frame stages train through CUDA graphs (the recipe's cuda_graphs); a file OUT/no_graphs,
 # present when the keyframe phase starts, turns them off (e.g. if the GPU test of the capture failed).
 # The job runs from its own copy of the repository, so a later device call that re-sends a changed
@@ -99,7 +103,7 @@ run)
     fi
     all "${pids[@]}" || fail keyframe
     a=
-    [ "${BASE:-1}" = 1 ] && { job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!; }
+    [ "${BASE:-1}" = 1 ] && [ "${INTERP:-1}" = 1 ] && { job interpolation train shapes "$out" --seed "$seed" --stages interpolation & a=$!; }
     spids=()
     for k in ${SEEDS:-}; do
         job "score_seed$k" score --replicate "$k" --json "$out/ablations_seed$k.json" & spids+=($!)

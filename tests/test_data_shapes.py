@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from magicvideo.data.shapes import MOTIONS, ShapesSpec, render, sample_clip, vocabulary, write_shapes
+from magicvideo.data.shapes import MOTIONS, ShapesSpec, render, sample_clip, trajectory, vocabulary, write_shapes
 
 SPEC = ShapesSpec(train=6, test=4, size=32, seed=3, fps=[8, 12], durations=[2])
 
@@ -22,6 +22,28 @@ def test_sampling_and_rendering_are_deterministic_for_a_seed():
     other = SPEC.model_copy(update={"seed": 4})
     assert [sample_clip(SPEC, "train", i) for i in range(20)] != [sample_clip(other, "train", i) for i in range(20)]
     assert sample_clip(SPEC, "train", 0) != sample_clip(SPEC, "test", 0)
+
+
+def test_given_attributes_replace_the_drawn_ones_and_keep_the_stream():
+    """sample_clip(..., attributes=...) (the drift ceiling's windows of one object): the given labels,
+    new placements per index, every clip still inside the frame, and no change without them."""
+    fixed = {"shape": "triangle", "color": "red", "background": "black", "motion": "left", "speed": "fast"}
+    clips = [sample_clip(SPEC, "test", 1000 + i, attributes=fixed) for i in range(30)]
+    assert all(c.attributes == fixed for c in clips)
+    assert len({(c.x0, c.y0, c.radius) for c in clips}) == 30
+    for c in clips:  # the translation stays inside the frame over the clip's span
+        x = trajectory(c)[0]
+        assert x.min() >= c.radius - 1e-9 and x.max() <= 1 - c.radius + 1e-9 and x[-1] < x[0]
+    drawn = sample_clip(SPEC, "test", 7)
+    assert sample_clip(SPEC, "test", 7, attributes={}) == drawn
+    same = sample_clip(SPEC, "test", 7, attributes={"color": drawn.color})
+    assert same == drawn  # giving the drawn label changes nothing: the draws are the same
+    circle = sample_clip(SPEC, "test", 7, attributes={"shape": "circle"})
+    assert circle.motion not in ("clockwise", "counterclockwise")
+    with pytest.raises(ValueError, match="unknown shapes attributes"):
+        sample_clip(SPEC, "test", 0, attributes={"size": "big"})
+    with pytest.raises(ValueError, match="not one of"):
+        sample_clip(SPEC, "test", 0, attributes={"color": "teal"})
 
 
 def test_attributes_cover_the_vocabulary_and_frame_rates():

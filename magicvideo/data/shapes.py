@@ -175,8 +175,18 @@ class ShapeClip:
         return self.captions()[self.caption_choice]
 
 
-def sample_clip(spec: ShapesSpec, split: str, index: int) -> ShapeClip:
-    """The attributes and parameters of clip ``index`` of ``split`` (deterministic)."""
+def sample_clip(spec: ShapesSpec, split: str, index: int, attributes: dict[str, str] | None = None) -> ShapeClip:
+    """The attributes and parameters of clip ``index`` of ``split`` (deterministic). `attributes`
+    (any of shape, color, background, motion, speed) replace the drawn ones; the draws and the
+    rest of the parameters (position, size, angle, colour jitter) follow as for any clip, so the
+    same labels come out at new placements (e.g. windows of one object for the drift ceiling)."""
+    fixed = dict(attributes or {})
+    unknown = set(fixed) - set(vocabulary())
+    if unknown:
+        raise ValueError(f"unknown shapes attributes {sorted(unknown)}; expected some of {list(vocabulary())}")
+    for key, value in fixed.items():
+        if value not in vocabulary()[key]:
+            raise ValueError(f"{key} {value!r} is not one of {vocabulary()[key]}")
     rng = np.random.default_rng([spec.seed, SPLIT_CODES[split], index])
     shape = SHAPES[rng.integers(len(SHAPES))]
     motions = MOTIONS[:6] if shape == "circle" else MOTIONS
@@ -184,6 +194,11 @@ def sample_clip(spec: ShapesSpec, split: str, index: int) -> ShapeClip:
     speed = SPEEDS[rng.integers(len(SPEEDS))]
     color = list(COLORS)[rng.integers(len(COLORS))]
     background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    # the given labels replace the drawn ones after the draws: the random stream stays the same
+    shape, motion, speed, color, background = (fixed.get(k, v) for k, v in (
+        ("shape", shape), ("motion", motion), ("speed", speed), ("color", color), ("background", background)))
+    if shape == "circle" and motion in ("clockwise", "counterclockwise") and "motion" not in fixed:
+        motion = MOTIONS[MOTIONS.index(motion) - 6]  # a given circle takes a drawn rotation as left / right
     fps = float(spec.fps[rng.integers(len(spec.fps))])
     duration = float(spec.durations[rng.integers(len(spec.durations))])
     num_frames = max(1, int(round(fps * duration)))
