@@ -73,15 +73,14 @@ def clip_summary(per_clip: list[dict], goal: float = 0.9) -> dict:
 
 def drift(args) -> dict:
     from magicvideo.data import load_benchmark
-    from magicvideo.models.classifier import ShapesI3D
     from magicvideo.pipeline import MagicVideoPipeline
 
     pipe = MagicVideoPipeline.from_pretrained(args.pipeline).to(args.device)
     if args.no_i2v:  # no I2V model at all (magic141's first window then also takes the fallback)
         pipe.register_modules(i2v=None)
     pipe.set_progress_bar_config(disable=True)
-    clf = ShapesI3D.from_pretrained(args.classifier).to(args.device).eval()
-    window = clf.config.num_frames
+    reader = ClassifierReader(args.classifier, args.device)
+    window = reader.window
     records = load_benchmark("shapes", root=args.data).manifest()[: args.clips]
     frames = int(round(args.seconds * 8))
     per_clip = []
@@ -95,20 +94,36 @@ def drift(args) -> dict:
                           noise_prior=args.noise_prior).frames)  # fmt: skip
     for rec, clip in zip(records, clips):
         n = clip.shape[0] // window
-        per_clip.append(read_windows(clf, clip[: n * window].reshape(n, window, *clip.shape[1:]), rec))
+        per_clip.append(read_windows(reader, clip[: n * window].reshape(n, window, *clip.shape[1:]), rec))
     return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
             "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
             "i2v": pipe.i2v is not None, "noise_prior": pipe.noise_prior(args.noise_prior),
             **window_summary(per_clip), "generation_s": round(time.perf_counter() - t0, 2), "per_clip": per_clip}  # fmt: skip
 
 
-def read_windows(clf, wins, rec) -> dict:
-    """The classifier's shape and colour of each window ``(windows, 16, H, W, 3)`` of one clip, against
+class ClassifierReader:
+    """The committed shapes classifier (``ShapesI3D``) as the drift metric's reader: its shape and colour
+    heads on each 16-frame window."""
+
+    def __init__(self, folder, device):
+        from magicvideo.models.classifier import ShapesI3D
+
+        self.clf = ShapesI3D.from_pretrained(folder).to(device).eval()
+        self.window = self.clf.config.num_frames
+        self.heads = {a: self.clf.heads[a] for a in ("shape", "color")}
+
+    @torch.no_grad()
+    def __call__(self, wins) -> dict[str, torch.Tensor]:
+        pred = self.clf.predict(self.clf.prepare(wins))
+        return {a: pred[a] for a in self.heads}
+
+
+def read_windows(reader, wins, rec) -> dict:
+    """The reader's shape and colour of each window ``(windows, 16, H, W, 3)`` of one clip, against
     its first window's and the prompt's."""
     n = wins.shape[0]
-    with torch.no_grad():
-        pred = clf.predict(clf.prepare(wins))
-    names = {a: clf.heads[a] for a in ("shape", "color")}
+    pred = reader(wins)
+    names = reader.heads
     same = {a: (pred[a][1:] == pred[a][0]).cpu().numpy() for a in names}
     both = same["shape"] & same["color"]
     first_ok = {a: (rec.attributes or {}).get(a) == names[a][int(pred[a][0])] for a in names}
@@ -142,10 +157,9 @@ def ceiling(args) -> dict:
 
     from magicvideo.data import load_benchmark
     from magicvideo.data.shapes import ShapesSpec, render, sample_clip
-    from magicvideo.models.classifier import ShapesI3D
 
-    clf = ShapesI3D.from_pretrained(args.classifier).to(args.device).eval()
-    window = clf.config.num_frames
+    reader = ClassifierReader(args.classifier, args.device)
+    window = reader.window
     records = load_benchmark("shapes", root=args.data).manifest()[: args.clips]
     n = int(round(args.seconds * 8)) // window
     spec = ShapesSpec(fps=[8.0], durations=[window / 8], seed=args.seed + 1000)  # 16 frames at 8 fps
@@ -158,7 +172,7 @@ def ceiling(args) -> dict:
             first = first or clip
             clip = replace(clip, color_rgb=first.color_rgb)  # one object: one colour
             wins.append(render(clip, args.size))
-        per_clip.append(read_windows(clf, torch.from_numpy(np.stack(wins)).to(args.device), rec))
+        per_clip.append(read_windows(reader, torch.from_numpy(np.stack(wins)).to(args.device), rec))
     return {"clips": len(records), "seconds": args.seconds, "windows_per_clip": n, "seed": args.seed,
             **window_summary(per_clip), "seconds_taken": round(time.perf_counter() - t0, 2), "per_clip": per_clip}  # fmt: skip
 
