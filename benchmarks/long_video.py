@@ -11,6 +11,9 @@
   of the mean of the clips' fractions (:func:`clip_interval`), beside the number of clips that meet
   the goal on their own and the agreement with each clip's most frequent reading (which a misread
   first window does not decide).
+* ``ceiling``  the drift number on real video (CPU is enough): per test prompt, ``--seconds`` of 16-frame
+  windows of one object with the prompt's labels, each rendered by the benchmark's generator at a new
+  placement; only the classifier's misreadings lower it, so it bounds what generated clips can score.
 * ``speed``  seconds of compute per second of 8-fps video: a model config's pipeline with random
   weights (default ``sd15``: the SD 1.5 U-Net inflated, 256x256) with its key-frame U-Net made an
   I2V model and a random CLIP ViT-L/14 image tower, ``--speed-seconds`` of video through the
@@ -20,6 +23,7 @@
 Usage (repo root):
     python benchmarks/long_video.py --json long_video.json                      # GPU: both parts
     python benchmarks/long_video.py --device cpu --smoke                        # CPU smoke (tiny, seconds)
+    python benchmarks/long_video.py --device cpu --parts ceiling --clips 256 --data DATA   # real-video ceiling
 """
 
 from __future__ import annotations
