@@ -154,7 +154,8 @@ class TrainConfig(StrictModel):
     encode_chunk: int = Field(16, ge=1)         # keyframe: frames per VAE-encoder call when making the latents of a
                                                 # batch (memory against launches: the shapes recipe encodes its 512
                                                 # frames in one call; a CPU uses at most 16); a speed knob, not part of
-                                                # what trains
+                                                # what trains (on a GPU the posterior noise comes in other pieces of
+                                                # the generator's stream: the same distribution, other values)
     device: str = "auto"                        # auto (cuda if available) | cpu | cuda | cuda:N
     checkpoint_every: int = Field(500, ge=1)    # optimizer steps between checkpoints (and at the end)
     log_every: int = Field(1, ge=1)             # steps per host sync: losses stay on the device and are logged
