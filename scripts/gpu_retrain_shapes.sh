@@ -66,7 +66,8 @@ run)
     seed=$1
     cd "$out/repo"
     export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
-    # SCALE / LIMIT / STEPS: a smoke test of this script on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2)
+    # SCALE / LIMIT / STEPS: a smoke test of this script on a CPU (e.g. SCALE=0.005 LIMIT=4 STEPS=2; each key-frame
+    # run holds ~7 GB there at the recipe's batch, so five side by side need ~35 GB: more than a 24 GB machine)
     train() { python3 -m magicvideo.cli train "$@" --no-progress --steps-scale "${SCALE:-1}"; }
     score() { python3 benchmarks/ablations_shapes.py "$out" --classifier "$out/eval/classifier" --clip "$out/eval/clip" \
                   --seed "$seed" --limit "${LIMIT:-256}" --steps "${STEPS:-25}" "$@"; }
