@@ -21,6 +21,11 @@ committed VAE's ~36.5 dB reconstruction); with the shapes classifier
 16-frame windows (0-15, 15-30, 30-45, 45-60) because the classifier reads 16 frames; with few
 clips it is biased upward, use it to compare methods, not as an absolute number.
 
+With ``--generated`` the key frames are the pipeline's own (its key-frame stage on each real clip's
+caption, at the key frames' rate), as in the cascade: there is no truth for PSNR, so it reports the
+FVD-61 of the model at each of ``--steps`` (a comma-separated list, e.g. ``25,1``) and of latent
+blending, against the real 61-frame clips.
+
 Usage (repo root):
     python benchmarks/interpolation_quality.py --pipeline checkpoints/shapes/pipeline --clips 64 --steps 25 --fvd
     python benchmarks/interpolation_quality.py --pipeline OUT/pipeline --clips 4 --steps 2 --device cpu   # smoke
@@ -55,6 +60,81 @@ def real_clips(n: int, size: int, fps: float, seed: int, frames: int = 61) -> np
         assert len(video) >= frames, (len(video), frames)
         clips.append(video[:frames])
     return np.stack(clips)
+
+
+def real_captions(n: int, size: int, fps: float, seed: int, frames: int = 61) -> list[str]:
+    """The captions of :func:`real_clips`' clips, in the same order."""
+    from magicvideo.data.shapes import ShapesSpec, sample_clip
+
+    spec = ShapesSpec(size=size, seed=seed, fps=[fps], durations=[math.ceil(frames / fps * 100) / 100 + 0.01])
+    return [sample_clip(spec, "test", i).caption for i in range(n)]
+
+
+def fvd61(clips: np.ndarray, outputs: dict[str, np.ndarray], classifier, device) -> dict[str, float]:
+    """Fréchet distance of each method's 61-frame clips against the real ones, in the classifier's
+    16-frame windows 0-15, 15-30, 30-45, 45-60."""
+    from evaluation.extractors import ShapesI3DExtractor
+    from evaluation.frechet import frechet_distance
+    from evaluation.stats import FeatureStats
+
+    extractor = ShapesI3DExtractor(classifier, device=device)
+
+    def stats(videos: np.ndarray) -> FeatureStats:
+        s = FeatureStats()
+        for a in range(0, clips.shape[1] - 15, 15):
+            for k in range(0, len(videos), 32):
+                s.update(extractor(videos[k : k + 32, a : a + 16]).double().cpu().numpy())
+        return s
+
+    ref = stats(clips)
+    out = {}
+    for m, videos in outputs.items():
+        gen = stats(videos)
+        out[m] = frechet_distance(gen.mean(), gen.cov(), ref.mean(), ref.cov())
+    return out
+
+
+def generated(args, pipe, clips, key_idx, key_nu, win) -> None:
+    """--generated: the cascade's case (module docstring)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    prompts = real_captions(len(clips), clips.shape[2], args.fps, args.seed, clips.shape[1])
+    steps = [int(v) for v in str(args.steps).split(",")]
+    outputs: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    for start in range(0, len(clips), args.batch):
+        seeds = [args.seed + start + k for k in range(len(prompts[start : start + args.batch]))]
+        with torch.no_grad():
+            z_keys = pipe(prompts[start : start + args.batch], seed=seeds, fps=key_nu,
+                          num_inference_steps=args.keyframe_steps, output_type="latent").frames  # fmt: skip
+            made = {"latent blend": blend(z_keys, win - 2)}
+            for n in steps:
+                t0 = time.perf_counter()
+                made[f"model, {n} steps"] = pipe(stages="interpolate", keyframe_latents=z_keys, seed=seeds, fps=key_nu,
+                                                 num_inference_steps=n, interpolation_guidance_scale=args.guidance,
+                                                 output_type="latent").frames  # fmt: skip
+                seconds[f"model, {n} steps"] = seconds.get(f"model, {n} steps", 0.0) + time.perf_counter() - t0
+            for m, z in made.items():
+                got = to_uint8_range(pipe.decode_latents(z))
+                outputs.setdefault(m, []).append(got.permute(0, 1, 3, 4, 2).to(torch.uint8).cpu().numpy())
+        print(f"{start + len(seeds)} / {len(clips)} clips", flush=True)
+    scores = fvd61(clips, {m: np.concatenate(v) for m, v in outputs.items()}, args.classifier, args.device)
+    result = {"clips": len(clips), "frames": int(clips.shape[1]), "source_fps": args.fps, "keyframe_fps": key_nu,
+              "keyframe_steps": args.keyframe_steps, "key_frames": "generated", "guidance": args.guidance,
+              "methods": {m: {"fvd61": v, **({"seconds_per_clip": seconds[m] / len(clips)} if m in seconds else {})}
+                          for m, v in scores.items()}}  # fmt: skip
+    table = Table(title=f"interpolation of generated key frames, {len(clips)} prompts: FVD-61 against real clips "
+                        f"({args.fps:g} fps)")  # fmt: skip
+    table.add_column("method")
+    table.add_column("FVD-61 (shapes I3D)", justify="right")
+    table.add_column("s a clip", justify="right")
+    for m, r in result["methods"].items():
+        table.add_row(m, f"{r['fvd61']:.2f}", f"{r['seconds_per_clip']:.2f}" if "seconds_per_clip" in r else "")
+    Console().print(table)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -97,7 +177,9 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=64)
     p.add_argument("--fps", type=float, default=24.0,
                    help="rate of the rendered 61-frame clips (key frames: fps / 4); the generator allows >= 20")
-    p.add_argument("--steps", type=int, default=25, help="interpolation denoising steps")
+    p.add_argument("--steps", default="25", help="interpolation denoising steps (--generated: a comma-separated list)")
+    p.add_argument("--generated", action="store_true", help="key frames from the pipeline's key-frame stage (module docstring)")
+    p.add_argument("--keyframe-steps", type=int, default=25, help="--generated: key-frame denoising steps")
     p.add_argument("--scheduler", default="ddim")
     p.add_argument("--guidance", type=float, default=1.0, help="interpolation CFG scale (1: off)")
     p.add_argument("--batch", type=int, default=8, help="clips per pipeline call")
@@ -124,6 +206,10 @@ def main() -> None:
     key_idx = np.arange(0, clips.shape[1], win - 1)
     dropped = np.setdiff1d(np.arange(clips.shape[1]), key_idx)
     key_nu = args.fps / (win - 1)
+    if args.generated:
+        generated(args, pipe, clips, key_idx, key_nu, win)
+        return
+    args.steps = int(args.steps)
 
     methods = ("model", "pixel blend", "latent blend", "vae recon")
     scores = {m: {"psnr": [], "ssim": [], "psnr_vs_recon": []} for m in methods}
@@ -166,23 +252,8 @@ def main() -> None:
     if args.fvd and clips.shape[1] < 16:
         print(f"--fvd: clips of {clips.shape[1]} frames are shorter than the classifier's 16; skipped")
     elif args.fvd:
-        from evaluation.extractors import ShapesI3DExtractor
-        from evaluation.frechet import frechet_distance
-        from evaluation.stats import FeatureStats
-
-        extractor = ShapesI3DExtractor(args.classifier, device=args.device)
-
-        def stats(videos: np.ndarray) -> FeatureStats:
-            s = FeatureStats()
-            for a in range(0, clips.shape[1] - 15, 15):  # 0-15, 15-30, 30-45, 45-60
-                for k in range(0, len(videos), 32):
-                    s.update(extractor(videos[k : k + 32, a : a + 16]).double().cpu().numpy())
-            return s
-
-        ref = stats(clips)
-        for m in methods:
-            gen = stats(np.concatenate(outputs[m]))
-            result["methods"][m]["fvd61"] = frechet_distance(gen.mean(), gen.cov(), ref.mean(), ref.cov())
+        for m, v in fvd61(clips, {m: np.concatenate(outputs[m]) for m in methods}, args.classifier, args.device).items():
+            result["methods"][m]["fvd61"] = v
 
     from rich.console import Console
     from rich.table import Table
