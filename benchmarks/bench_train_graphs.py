@@ -37,8 +37,6 @@ sys.path.insert(0, str(ROOT))
 def one_run(out: str, steps: int, graphs: bool, seed: int, profile: bool = False, encode_chunk: int = 0,
             data_dir: str | None = None) -> dict:
     """Train `steps` steps into `out`; the seconds of the last half (after capture and warm-up)."""
-    import contextlib
-
     import torch
 
     from magicvideo.training import TrainConfig, build_keyframe_trainer, read_log

@@ -44,11 +44,18 @@ import torch
 import torch.nn.functional as F
 
 
+def _spec(size: int, fps: float, seed: int, frames: int):
+    """The shapes spec whose test clips are :func:`real_clips` (every clip at `fps`, >= `frames` long)."""
+    from magicvideo.data.shapes import ShapesSpec
+
+    return ShapesSpec(size=size, seed=seed, fps=[fps], durations=[math.ceil(frames / fps * 100) / 100 + 0.01])
+
+
 def real_clips(n: int, size: int, fps: float, seed: int, frames: int = 61) -> np.ndarray:
     """`n` shapes test clips of `frames` consecutive frames at `fps`: uint8 ``(n, frames, S, S, 3)``."""
-    from magicvideo.data.shapes import ShapesSpec, render, sample_clip
+    from magicvideo.data.shapes import render, sample_clip
 
-    spec = ShapesSpec(size=size, seed=seed, fps=[fps], durations=[math.ceil(frames / fps * 100) / 100 + 0.01])
+    spec = _spec(size, fps, seed, frames)
     clips = []
     for i in range(n):
         try:
@@ -64,9 +71,9 @@ def real_clips(n: int, size: int, fps: float, seed: int, frames: int = 61) -> np
 
 def real_captions(n: int, size: int, fps: float, seed: int, frames: int = 61) -> list[str]:
     """The captions of :func:`real_clips`' clips, in the same order."""
-    from magicvideo.data.shapes import ShapesSpec, sample_clip
+    from magicvideo.data.shapes import sample_clip
 
-    spec = ShapesSpec(size=size, seed=seed, fps=[fps], durations=[math.ceil(frames / fps * 100) / 100 + 0.01])
+    spec = _spec(size, fps, seed, frames)
     return [sample_clip(spec, "test", i).caption for i in range(n)]
 
 
@@ -94,7 +101,7 @@ def fvd61(clips: np.ndarray, outputs: dict[str, np.ndarray], classifier, device)
     return out
 
 
-def generated(args, pipe, clips, key_idx, key_nu, win) -> None:
+def generated(args, pipe, clips, key_nu, win) -> None:
     """--generated: the cascade's case (module docstring)."""
     from rich.console import Console
     from rich.table import Table
@@ -207,7 +214,7 @@ def main() -> None:
     dropped = np.setdiff1d(np.arange(clips.shape[1]), key_idx)
     key_nu = args.fps / (win - 1)
     if args.generated:
-        generated(args, pipe, clips, key_idx, key_nu, win)
+        generated(args, pipe, clips, key_nu, win)
         return
     args.steps = int(args.steps)
 

@@ -133,7 +133,7 @@ def read_windows(reader, wins, rec) -> dict:
     first_ok = {a: (rec.attributes or {}).get(a) == names[a][int(pred[a][0])] for a in names}
     return {"prompt": rec.prompt, "windows": n, "shape_same": float(same["shape"].mean()) if n > 1 else 1.0,
             "color_same": float(same["color"].mean()) if n > 1 else 1.0,
-            "both_same": float(both.mean()) if n > 1 else 1.0, "both": both.tolist(),
+            "both_same": float(both.mean()) if n > 1 else 1.0,
             "first_matches_prompt": first_ok,
             "predicted": [f"{names['color'][int(c)]} {names['shape'][int(s)]}"
                           for s, c in zip(pred["shape"].tolist(), pred["color"].tolist())]}  # fmt: skip
@@ -141,9 +141,10 @@ def read_windows(reader, wins, rec) -> dict:
 
 def window_summary(per_clip: list[dict]) -> dict:
     """The drift numbers over every window after the first, over clips, and against the prompt."""
-    allw = np.concatenate([np.asarray(c.pop("both"), bool) for c in per_clip]) if per_clip else np.zeros(0, bool)
-    return {"windows_compared": int(allw.size),
-            "both_same": float(allw.mean()) if allw.size else float("nan"),
+    compared = sum(c["windows"] - 1 for c in per_clip)
+    agreeing = sum(c["both_same"] * (c["windows"] - 1) for c in per_clip)
+    return {"windows_compared": int(compared),
+            "both_same": agreeing / compared if compared else float("nan"),
             "shape_same": float(np.mean([c["shape_same"] for c in per_clip])),
             "color_same": float(np.mean([c["color_same"] for c in per_clip])),
             "first_window_prompt_shape": float(np.mean([c["first_matches_prompt"]["shape"] for c in per_clip])),
