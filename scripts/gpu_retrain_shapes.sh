@@ -23,8 +23,8 @@
 # seeds of $SEEDS (the rest of a multi-seed ablation split across device sessions:
 # SEEDS=2 BASE=0 ... start OUT --upstream DIR).
 # INTERP=0 skips the interpolation stage (not part of the ablation table; it shares the GPU with the scoring).
-# Seeds 0, 1 and 2 in one device session (measured 2026-12-03: 15 key-frame runs side by side at ~30 steps/s
-# with the recipe's encode_chunk, ~10 min; upstream 4.6 min; scoring ~5 min):
+# Seeds 0, 1 and 2 in one device session (run 2026-12-03: upstream 4.0 min, 15 key-frame runs side by side
+# with the recipe's encode_chunk 15.8 min, scoring 5.0 min: 24 min 50 s, 28 device minutes with the start):
 #   SEEDS="1 2" INTERP=0 SITE=/tmp/site scripts/gpu_retrain_shapes.sh start OUT
 # The key-frame stages train through CUDA graphs (the recipe's cuda_graphs); a file OUT/no_graphs,
 # present when the keyframe phase starts, turns them off (e.g. if the GPU test of the capture failed).
