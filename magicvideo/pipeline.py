@@ -474,7 +474,9 @@ class MagicVideoPipeline(DiffusionPipeline):
         (concatenated to the noise at window positions 0 and 4) and their CLIP image embeddings
         (the decoded key frames through ``image_encoder``; cross-attention), at FPS ``4 * fps``.
         The key-frame positions of each window are held at the key latents re-noised to every
-        step's level, as in training; the output's key frames are the input's exactly. Clip k's
+        step's level, as in training; the output's key frames are the input's exactly. A
+        ``blend_residual`` model denoises the correction to the pair's latent blend (zero at the
+        key positions), which is added back. Clip k's
         noise comes from ``stage_seed(seeds[k], "interpolate")``, its windows drawn in order, so
         the result does not depend on the batch.
         """
@@ -504,8 +506,9 @@ class MagicVideoPipeline(DiffusionPipeline):
         generators = [torch.Generator("cpu").manual_seed(stage_seed(s, "interpolate")) for s in seeds]
         per_window = [g for g in generators for _ in range(k - 1)]
         noise = randn_tensor((n, c, win, h, w), generator=per_window, device=device, dtype=dtype)
+        reference = model.reference(pairs)  # zeros, or the latent blend a residual model corrects
         known = torch.zeros_like(noise)
-        known[:, :, 0], known[:, :, -1] = pairs[:, :, 0], pairs[:, :, 1]
+        known[:, :, 0], known[:, :, -1] = pairs[:, :, 0] - reference[:, :, 0], pairs[:, :, 1] - reference[:, :, -1]
         known_mask = torch.zeros(1, 1, win, 1, 1, dtype=torch.bool, device=device)
         known_mask[:, :, 0] = known_mask[:, :, -1] = True
         fps_t = torch.full((cond.shape[0],), float(fps) * (win - 1), device=device)
@@ -514,7 +517,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             fps_t if model.config.fps_conditioning else None, guidance_scale, per_window, eta,
             known=known, known_mask=known_mask, noise=noise, model_kwargs={"keyframes": pair_in},
         )  # fmt: skip
-        return insert_frames(keyframe_latents.to(device), windows)
+        return insert_frames(keyframe_latents.to(device), windows + reference)
 
     @torch.no_grad()
     def embed_frames(self, frames: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     ap.add_argument("--recipe", default="default")
     ap.add_argument("--steps-scale", type=float, default=1.0)
     ap.add_argument("--device")
+    ap.add_argument("--residual", action="store_true",
+                    help="denoise the correction to the key frames' latent blend (interpolation_residual; the recipe's value otherwise)")
     a = ap.parse_args(argv)
 
     import torch
@@ -52,7 +54,8 @@ def main(argv=None) -> int:
         os.symlink(a.data.resolve(), chain.data_dir)
     chain.data()  # renders the recipe's benchmark unless OUT/data holds it already
     cfg = chain.stage_config("interpolation", weights="random", conditioning="image", init_unet=str(a.pipeline.resolve()),
-                             image_encoder=str(a.image_encoder.resolve()))  # fmt: skip
+                             image_encoder=str(a.image_encoder.resolve()),
+                             **({"interpolation_residual": True} if a.residual else {}))  # fmt: skip
     if cfg is None:
         raise SystemExit(f"the recipe {a.recipe!r} has no interpolation stage (stages.interpolation.steps: 0)")
     summary = chain._fit(build_interpolation_trainer(cfg))

@@ -268,3 +268,78 @@ def test_trainer_starts_from_a_saved_keyframe_pipeline(tmp_path, tiny_pipeline):
     mc.resolution, mc.unet.sample_size = 32, 4
     with pytest.raises(ValueError, match="makes 64 px frames"):
         build_interpolation_trainer(cfg.model_copy(update={"model": mc}), dataset=shapes_clips(2, 12, 64))
+
+
+def test_residual_model_starts_as_the_latent_blend(tmp_path):
+    """``residual=True``: the model denoises the correction to the key frames' latent blend; it
+    starts with a zero last convolution (prediction 0), keeps every other key-frame weight, and its
+    flag survives save/load. A plain model's reference is zero."""
+    from magicvideo.models.interpolation import latent_blend
+
+    pair = torch.randn(3, 4, 2, 8, 8)
+    blend = latent_blend(pair, 5)
+    for j in range(5):
+        torch.testing.assert_close(blend[:, :, j], pair[:, :, 0] * (1 - j / 4) + pair[:, :, 1] * (j / 4))
+    unet = keyframe_unet()
+    model = InterpolationUNet.from_keyframe_unet(unet, residual=True).eval()
+    assert model.residual and model.config.blend_residual
+    assert not model.conv_out.weight.any() and not model.conv_out.bias.any()
+    assert torch.equal(model.conv_in.weight[:, :4], unet.conv_in.weight)
+    with torch.no_grad():
+        out = model(torch.randn(3, 4, 5, 8, 8), 500, torch.randn(3, 2, 32), fps=32, keyframes=pair).sample
+    assert not out.any()
+    torch.testing.assert_close(model.reference(pair), blend)
+    model.save_pretrained(tmp_path / "m")
+    assert InterpolationUNet.from_pretrained(tmp_path / "m").residual
+    plain = InterpolationUNet.from_keyframe_unet(unet)
+    assert not plain.residual and not plain.reference(pair).any()
+    assert not plain.conv_out.weight.equal(torch.zeros_like(plain.conv_out.weight))
+
+
+def test_residual_loss_is_eq6_on_the_correction_to_the_blend():
+    """For a residual model the diffused variable is the window minus its latent blend: the loss
+    equals the plain objective recomputed by hand on that correction (same draws)."""
+    from diffusers import DDPMScheduler
+
+    from magicvideo.models.interpolation import latent_blend
+    from magicvideo.training.interpolation import interpolation_loss
+
+    model = InterpolationUNet.from_keyframe_unet(keyframe_unet(), residual=True)
+    with torch.no_grad():
+        model.conv_out.weight.normal_(0, 0.05)
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                          prediction_type="v_prediction")  # fmt: skip
+    windows, cond, fps = torch.randn(2, 4, 5, 8, 8), torch.randn(2, 2, 32), torch.tensor([8.0, 24.0])
+    loss = interpolation_loss(model, sched, windows, cond, fps, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(windows.shape, generator=g)
+    t = torch.randint(0, 1000, (2,), generator=g)
+    r = windows - latent_blend(windows[:, :, [0, 4]], 5)
+    assert not r[:, :, [0, 4]].any()  # the key positions carry no correction
+    pred = model(sched.add_noise(r, noise, t), t, cond, fps=fps, keyframes=windows[:, :, [0, 4]]).sample
+    torch.testing.assert_close(loss, ((pred - sched.get_velocity(r, noise, t))[:, :, 1:4] ** 2).mean())
+
+
+def test_pipeline_adds_the_blend_back_for_a_residual_model(monkeypatch):
+    """The pipeline holds a residual model's key positions at zero correction and returns the
+    denoised correction plus the latent blend; the key frames stay exact."""
+    from magicvideo.models.interpolation import keyframe_pairs, latent_blend
+    from tests.test_pipeline_cascade import tiny_cascade
+
+    pipe = tiny_cascade()
+    pipe.register_modules(interpolation=InterpolationUNet.from_keyframe_unet(pipe.unet, residual=True).eval())
+    keys = torch.randn(2, 4, 16, 8, 8)
+    seen = {}
+    correction = torch.randn(2 * 15, 4, 5, 8, 8)
+
+    def denoise(model, latents, timesteps, cond, fps, guidance, generators, eta, known=None, known_mask=None, **kw):
+        seen["known"], seen["mask"] = known, known_mask
+        return correction
+
+    monkeypatch.setattr(pipe, "denoise", denoise)
+    out = pipe.interpolate(keys, seeds=[1, 2], num_inference_steps=2)
+    assert not seen["known"][:, :, [0, 4]].any() and seen["mask"].flatten().tolist() == [True, False, False, False, True]
+    expected = (correction + latent_blend(keyframe_pairs(keys), 5))[:, :, 1:4]  # (30, C, 3, h, w), clip-major
+    got = torch.stack([out[:, :, 4 * i + 1 : 4 * i + 4] for i in range(15)], dim=1).flatten(0, 1)
+    torch.testing.assert_close(got, expected)
+    assert torch.equal(out[:, :, ::4], keys)

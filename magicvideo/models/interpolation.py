@@ -28,6 +28,19 @@ an interpolation window the new frames would then never see the right-hand key f
 attention to ``bidirectional`` by default (same weights, no mask); ``temporal_attention=
 "directed"`` keeps the key-frame model's mask. The paper does not say which it used.
 
+Residual over the latent blend (``blend_residual``, :meth:`from_keyframe_unet` ``residual=True``).
+The plain model denoises the whole window, so everything it outputs is generated: trained on a
+small budget it lost to plain linear blending of the two key latents on PSNR and FVD (BENCHMARKS.md,
+"Cascade"), although the blend is in its reach. With ``blend_residual`` the diffused variable is the
+window minus :func:`latent_blend` of its key frames (zero at the key positions), the sampler adds
+the blend back, and the last convolution starts at zero, so an untrained model's one-step sample is
+the blend and training only has to learn what blending lacks (motion along a path instead of a
+cross-fade). This is SRDiff's idea for super-resolution (Li et al. 2022, "SRDiff: single image
+super-resolution with diffusion probabilistic models": diffuse the residual over the upsampled
+input; the shapes upsampler does the same over bicubic) carried to the time axis; the diffusion,
+its scheduler and the samplers stay the standard ones. The caller (trainer, pipeline) subtracts
+and adds the blend; the model's forward is the same.
+
 All windows of all clips run as one batch: a clip of K key frames gives K - 1 windows, and a
 batch of B clips one forward of ``B (K - 1)`` windows (:func:`keyframe_pairs`,
 :func:`insert_frames`, :func:`pair_tokens`), never a Python call per pair.
@@ -73,6 +86,20 @@ class InterpolationUNet(MagicVideoUNet):
         return self.config.out_channels
 
     @property
+    def residual(self) -> bool:
+        """Whether the model denoises the correction to the latent blend (module docstring)."""
+        return bool(self.config.get("blend_residual", False))
+
+    def reference(self, keyframes: torch.Tensor) -> torch.Tensor:
+        """What the denoised variable is measured from, ``(N, C, window, h, w)`` for a key-frame pair
+        ``(N, C, 2, h, w)``: the pair's :func:`latent_blend` for a residual model, zeros otherwise.
+        The window is ``denoised + reference``."""
+        if self.residual:
+            return latent_blend(keyframes, self.window)
+        n, c, _, h, w = keyframes.shape
+        return keyframes.new_zeros(n, c, self.window, h, w)
+
+    @property
     def mask_channel(self) -> bool:
         extra = self.config.in_channels - 2 * self.config.out_channels
         if extra not in (0, 1) or self.config.num_frames < 3:
@@ -92,6 +119,7 @@ class InterpolationUNet(MagicVideoUNet):
         window: int = WINDOW,
         mask_channel: bool = True,
         temporal_attention: str | None = "bidirectional",
+        residual: bool = False,
     ) -> "InterpolationUNet":
         """An interpolation U-Net holding every weight of the key-frame model `unet`.
 
@@ -103,7 +131,10 @@ class InterpolationUNet(MagicVideoUNet):
           of its rows);
         - `temporal_attention`: "bidirectional" (default, see the module docstring), "directed",
           or None to keep the key-frame model's mode. "none" is only possible when the key-frame
-          model has no temporal attention either.
+          model has no temporal attention either;
+        - `residual`: denoise the correction to the latent blend (``blend_residual``, module
+          docstring); ``conv_out`` (and its adaptor's bias) then starts at zero, so the untrained
+          model's prediction is 0.
 
         With ``temporal_attention="directed"`` the result equals the key-frame model on the
         first `window` frames of a clip (zero new channels, causal attention), which the tests
@@ -123,7 +154,8 @@ class InterpolationUNet(MagicVideoUNet):
             )
         config = {k: v for k, v in src.items() if not k.startswith("_")}
         config.update(num_frames=window, in_channels=2 * c + int(mask_channel), temporal_attention=mode,
-                      noise_prior=0.0, sample_noise_prior=None)  # its own trainer and sampler draw i.i.d. noise
+                      noise_prior=0.0, sample_noise_prior=None,  # its own trainer and sampler draw i.i.d. noise
+                      blend_residual=bool(residual))
         model = cls.from_config(config)
         state = {}
         for key, value in unet.state_dict().items():
@@ -137,6 +169,10 @@ class InterpolationUNet(MagicVideoUNet):
                 value = rows
             state[key] = value
         model.load_state_dict(state)  # strict: every key of both models
+        if residual:  # the untrained residual model returns the latent blend (module docstring)
+            for name in ("weight", "bias", "adaptor_bias"):  # the frame-wise adaptor's bias too (eq. 1)
+                if getattr(model.conv_out, name, None) is not None:
+                    torch.nn.init.zeros_(getattr(model.conv_out, name))
         if model.dtype != unet.dtype:
             model.to(dtype=unet.dtype)
         return model.to(unet.device)
@@ -198,6 +234,15 @@ def interpolated_length(num_keyframes: int, new_frames: int = WINDOW - 2) -> int
     return num_keyframes + (num_keyframes - 1) * new_frames
 
 
+def latent_blend(keyframes: torch.Tensor, window: int = WINDOW) -> torch.Tensor:
+    """Linear blending of each key-frame pair across its window: ``(N, C, 2, h, w)`` ->
+    ``(N, C, window, h, w)``, position ``j`` is ``left (1 - j / (window - 1)) + right j / (window - 1)``
+    (the key frames themselves, exactly, at 0 and ``window - 1``)."""
+    left, right = keyframes[:, :, :1], keyframes[:, :, 1:2]
+    j = (torch.arange(window, device=keyframes.device, dtype=keyframes.dtype) / (window - 1)).view(1, 1, window, 1, 1)
+    return left * (1 - j) + right * j  # this form is exact at both ends
+
+
 def keyframe_pairs(latents: torch.Tensor) -> torch.Tensor:
     """Every pair of adjacent key frames as a batch of windows:
     ``(B, C, K, h, w)`` -> ``(B (K-1), C, 2, h, w)``, clip-major (clip b's pairs are rows
@@ -243,5 +288,5 @@ def window_frames(video: torch.Tensor, starts: torch.Tensor, spacing: torch.Tens
     return torch.gather(video, 2, gather.expand(video.shape[0], video.shape[1], window, *video.shape[3:]))
 
 
-__all__ = ["InterpolationUNet", "WINDOW", "insert_frames", "interpolated_length", "keyframe_pairs", "pair_tokens",
-           "window_frames"]  # fmt: skip
+__all__ = ["InterpolationUNet", "WINDOW", "insert_frames", "interpolated_length", "keyframe_pairs", "latent_blend",
+           "pair_tokens", "window_frames"]  # fmt: skip

@@ -257,6 +257,9 @@ class MagicVideoUNet(UNet2DConditionModel):
         sample_noise_prior: the alpha the pipeline samples with by default when it is not the
             trained one (None: ``noise_prior``); chosen after training, on a validation set (the
             committed shapes model: benchmarks/results/sweep_noise_prior_val_20261203.json).
+        blend_residual: :class:`~magicvideo.models.InterpolationUNet` only: the model denoises the
+            correction to the latent blend of its two key frames, not the frames themselves
+            (:mod:`magicvideo.models.interpolation`); it changes no layer. False for a key-frame model.
 
     Image-model args (those of diffusers' `UNet2DConditionModel` for SD 1.x/2.x, same meaning):
         sample_size: latent side the model was trained at (64 for SD 1.5 at 512 px).
@@ -286,6 +289,7 @@ class MagicVideoUNet(UNet2DConditionModel):
         fps_conditioning: bool = True,
         noise_prior: float = 0.0,
         sample_noise_prior: float | None = None,
+        blend_residual: bool = False,
         sample_size: int | None = None,
         in_channels: int = 4,
         out_channels: int = 4,

@@ -168,6 +168,8 @@ class TrainConfig(StrictModel):
     # ---- keyframe stage (section 3.1.3) ----
     conditioning: Literal["text", "image"] = "text"  # image: unsupervised pre-training on CLIP frame embeddings
     image_encoder: str | None = None            # CLIPVisionModelWithProjection folder (conditioning: image)
+    interpolation_residual: bool = False        # interpolation stage: denoise the correction to the key frames' latent
+                                                # blend (InterpolationUNet blend_residual; magicvideo.models.interpolation)
     condition_dropout: float = Field(0.1, ge=0, le=1)  # P(condition replaced by the null condition), for CFG
 
     # ---- videovae stage (section 3.3); recon_loss also image_vae's ----

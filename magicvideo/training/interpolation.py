@@ -16,7 +16,8 @@ learns to fill in the 3 frames between two key frames, on real clips:
   probability ``condition_dropout`` (classifier-free guidance's null condition, as in the
   key-frame pre-training). The FPS condition is the window's own frame rate ``FPS / d`` = the
   key frames' rate x 4, as at sampling time.
-- Objective: eq. 6 on the held-out frames. The whole window is noised at one ``t``
+- Objective: eq. 6 on the held-out frames (of the correction to the key frames' latent blend
+  for a ``blend_residual`` model, ``interpolation_residual: true``). The whole window is noised at one ``t``
   (``DDPMScheduler.add_noise``; the key positions then carry their noised true latents, which
   is what the sampler feeds there too) and the MSE between noise (or v) and prediction is taken
   over window positions 1-3 only.
@@ -53,8 +54,9 @@ def interpolation_loss(
     windows: scaled clean latents ``(B, C, 5, h, w)`` (key frames at 0 and 4); cond: the key
     frames' CLIP embeddings ``(B, 2, D)``; fps: the window's frame rate ``(B,)``. One t per window;
     noise and t from `generator`."""
-    noisy, t, target = noised(noise_scheduler, windows, generator)
-    pred = unet(noisy, t, cond, fps=fps, keyframes=windows[:, :, [0, -1]]).sample
+    keys = windows[:, :, [0, -1]]
+    noisy, t, target = noised(noise_scheduler, windows - unet.reference(keys), generator)
+    pred = unet(noisy, t, cond, fps=fps, keyframes=keys).sample
     return F.mse_loss(pred[:, :, 1:-1].float(), target[:, :, 1:-1].float())
 
 
@@ -123,7 +125,7 @@ class InterpolationTrainer(KeyframeTrainer):
         return add_interpolation(folder, model, self.image_embedder.vision)
 
 
-def keyframe_derived_unet(cfg: TrainConfig, unet_class):
+def keyframe_derived_unet(cfg: TrainConfig, unet_class, **init):
     """The pipeline and the model of a stage built on the key-frame U-Net (interpolation, I2V):
     ``init_unet`` a saved key-frame pipeline folder (its U-Net, VAE, text encoder and noise schedule
     are used; its frame size must be the model config's ``resolution``), or a key-frame U-Net folder,
@@ -152,7 +154,7 @@ def keyframe_derived_unet(cfg: TrainConfig, unet_class):
         init_class = json.loads(config_file.read_text()).get("_class_name") if config_file.is_file() else None
         if init_class != unet_class.__name__:
             load_weights(pipe.unet, cfg.init_unet)
-    unet = unet_class.from_keyframe_unet(pipe.unet)
+    unet = unet_class.from_keyframe_unet(pipe.unet, **init)
     if init_class == unet_class.__name__:
         load_weights(unet, cfg.init_unet)
     return pipe, unet
@@ -175,7 +177,7 @@ def build_interpolation_trainer(cfg: TrainConfig, dataset=None, device: str | to
         raise ValueError(f"stage: expected 'keyframe' (the interpolation model trains with the key-frame keys), got {cfg.stage!r}")
     if not cfg.image_encoder:
         raise ValueError("image_encoder: required (a CLIP vision model folder; the interpolation condition)")
-    pipe, unet = keyframe_derived_unet(cfg, InterpolationUNet)
+    pipe, unet = keyframe_derived_unet(cfg, InterpolationUNet, residual=cfg.interpolation_residual)
     image_embedder = ImageEmbedder.from_pretrained(cfg.image_encoder)
     if image_embedder.dim != unet.config.cross_attention_dim:
         raise ValueError(f"image_encoder: projection_dim {image_embedder.dim} != the U-Net's cross_attention_dim "
