@@ -31,7 +31,7 @@ class CheckpointSpec(StrictModel):
 class InterpolateSettings(StrictModel):
     """The ``interpolate`` stage's sampler (in the address of its samples and the later stages')."""
 
-    num_inference_steps: int | None = Field(None, ge=1)  # None: sampler.num_inference_steps
+    num_inference_steps: int = Field(4, ge=1)  # magicvideo.models.interpolation.DEFAULT_STEPS (4 beat 25 on shapes)
     guidance_scale: float = 1.0           # CFG on the key frames' CLIP embeddings; 1 = off (the pipeline's default)
 
 

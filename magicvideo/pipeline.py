@@ -51,6 +51,7 @@ from transformers import CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjec
 from .conditioning import encode_prompts
 from .noise_prior import check_alpha, video_noise
 from .models import ImageToVideoUNet, InterpolationUNet, MagicVideoUNet, UpsamplerUNet, VideoAutoencoderKL
+from .models.interpolation import DEFAULT_STEPS as INTERPOLATION_STEPS
 from .stages import OPTIONAL_STAGES, STAGE_COMPONENTS, STAGES, resolve_stages  # noqa: F401 - re-exported
 
 SCHEDULERS = {
@@ -283,8 +284,8 @@ class MagicVideoPipeline(DiffusionPipeline):
                 ``(F, H, W, 3)`` / ``(B, F, H, W, 3)``, or float ``(B, 3, F, H, W)`` in [-1, 1]),
                 noised to `strength` and denoised (SDEdit, see :meth:`video_variation`).
             strength: with `video`: how far it is noised, in (0, 1] (1 = pure noise).
-            interpolation_steps: denoising steps of the interpolation stage (default:
-                `num_inference_steps`).
+            interpolation_steps: denoising steps of the interpolation stage (default 4,
+                :data:`magicvideo.models.interpolation.DEFAULT_STEPS`).
             interpolation_guidance_scale: CFG scale of the interpolation stage on the key frames'
                 CLIP embeddings (null condition: zero embeddings); 1 (default) disables it.
             upsample_steps: denoising steps of the upsample stage (default 25,
@@ -336,7 +337,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             seeds = _seeds(seed, latents.shape[0])
         if "interpolate" in stages:
             latents = self.interpolate(
-                latents, seeds, fps=fps, num_inference_steps=interpolation_steps or num_inference_steps,
+                latents, seeds, fps=fps, num_inference_steps=interpolation_steps or INTERPOLATION_STEPS,
                 guidance_scale=interpolation_guidance_scale, eta=eta, decode_chunk_size=decode_chunk_size,
             )  # fmt: skip
             latents_by_stage["interpolate"] = latents
