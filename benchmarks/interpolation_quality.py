@@ -167,10 +167,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def blend(keys: torch.Tensor, new: int = 3) -> torch.Tensor:
     """Linear blending between adjacent key frames along dim 2: ``(B, C, K, ...)`` -> ``(B, C, K + (K-1) new, ...)``."""
-    left, right = keys[:, :, :-1], keys[:, :, 1:]
-    steps = [left + (right - left) * (j / (new + 1)) for j in range(new + 1)]  # j = 0 is the left key frame
-    body = torch.stack(steps, dim=3).flatten(2, 3)
-    return torch.cat([body, keys[:, :, -1:]], dim=2)
+    from magicvideo.models.interpolation import insert_frames, keyframe_pairs, latent_blend
+
+    return insert_frames(keys, latent_blend(keyframe_pairs(keys), new + 2))
 
 
 def to_uint8_range(frames: torch.Tensor) -> torch.Tensor:

@@ -509,7 +509,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         noise = randn_tensor((n, c, win, h, w), generator=per_window, device=device, dtype=dtype)
         reference = model.reference(pairs)  # zeros, or the latent blend a residual model corrects
         known = torch.zeros_like(noise)
-        known[:, :, 0], known[:, :, -1] = pairs[:, :, 0] - reference[:, :, 0], pairs[:, :, 1] - reference[:, :, -1]
+        known[:, :, [0, -1]] = pairs - reference[:, :, [0, -1]]
         known_mask = torch.zeros(1, 1, win, 1, 1, dtype=torch.bool, device=device)
         known_mask[:, :, 0] = known_mask[:, :, -1] = True
         fps_t = torch.full((cond.shape[0],), float(fps) * (win - 1), device=device)

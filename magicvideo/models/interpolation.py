@@ -57,7 +57,7 @@ from .unet import MagicVideoUNet, MagicVideoUNetOutput
 #: window length of the paper's interpolation model: 2 key frames + 3 new frames between them
 WINDOW = 5
 #: the pipeline's and the eval flow's default interpolation step count: on real shapes clips 4 DDIM
-#: steps beat 25 on FVD-61 and PSNR for both the plain and the residual model, at a sixth of the time
+#: steps beat 25 on FVD-61 and PSNR for both the plain and the residual model, at a fifth of the time
 #: (BENCHMARKS.md, Cascade; checkpoints/shapes/README.md, "Frame interpolation")
 DEFAULT_STEPS = 4
 
@@ -92,7 +92,7 @@ class InterpolationUNet(MagicVideoUNet):
     @property
     def residual(self) -> bool:
         """Whether the model denoises the correction to the latent blend (module docstring)."""
-        return bool(self.config.get("blend_residual", False))
+        return bool(self.config.blend_residual)
 
     def reference(self, keyframes: torch.Tensor) -> torch.Tensor:
         """What the denoised variable is measured from, ``(N, C, window, h, w)`` for a key-frame pair
