@@ -48,6 +48,8 @@ from magicvideo.i3d_layers import InceptionBlock3D, MaxPool3dSame, Unit3D
 INPUTS = ("rgb", "rgb_diff")
 #: the frame differences' factor in ``rgb_diff`` (a moving edge's difference is sparse and small next to RGB)
 DIFF_SCALE = 4.0
+#: shapes attributes that flips and transposes of the frame leave unchanged (:meth:`ShapesI3D.predict_dihedral`)
+DIHEDRAL_INVARIANT = ("shape", "color", "background", "speed")
 
 # ---- the architecture (pytorch-i3d names) ----------------------------------------------------
 
@@ -183,3 +185,39 @@ class ShapesI3D(ModelMixin, ConfigMixin):
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Attribute -> predicted value index ``(B,)`` (eval mode is the caller's business)."""
         return {k: v.argmax(1) for k, v in self.split(self(x)).items()}
+
+    @torch.no_grad()
+    def predict_dihedral(self, x: torch.Tensor, attributes=DIHEDRAL_INVARIANT) -> dict[str, torch.Tensor]:
+        """Test-time augmentation over the 8 symmetries of the square frame: attribute -> the index
+        of the largest mean softmax over the 8 views (:meth:`proba_dihedral`) ``(B,)``."""
+        return {k: v.argmax(1) for k, v in self.proba_dihedral(x, attributes).items()}
+
+    @torch.no_grad()
+    def proba_dihedral(self, x: torch.Tensor, attributes=DIHEDRAL_INVARIANT) -> dict[str, torch.Tensor]:
+        """Attribute -> the mean softmax ``(B, values)`` over the 8 flips and transposes of every frame
+        (:func:`dihedral_views`, time order kept), for attributes those symmetries leave unchanged (a
+        flipped triangle is a triangle of the same colour on the same background, at the same speed; a
+        leftward motion becomes rightward, so ``motion`` is not among them). One clip read 8 times rests
+        less on where and at what angle its object happens to be: on real shapes windows the committed
+        classifier's shape accuracy goes from 0.91 to 0.97 (BENCHMARKS.md, "The drift reader"). It is
+        the long-video drift benchmark's reader; FVD and attribute accuracy keep :meth:`predict` (their
+        protocol), so no table measured with it changes."""
+        if x.ndim != 5:
+            raise ValueError(f"expected videos (B, 3, T, H, W), got {tuple(x.shape)}")
+        unknown = set(attributes) - set(DIHEDRAL_INVARIANT)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} change under flips; dihedral reading covers {list(DIHEDRAL_INVARIANT)}")
+        probs = {}
+        for view in dihedral_views(x):
+            for k, v in self.split(self(view)).items():
+                if k in attributes:
+                    probs[k] = probs.get(k, 0) + v.float().softmax(1) / 8
+        return probs
+
+
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 images of videos ``(..., H, W)`` under the symmetries of the square (the identity first)."""
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"dihedral views need square frames, got {tuple(x.shape[-2:])}")
+    t = x.transpose(-1, -2)
+    return [x, x.flip(-1), x.flip(-2), x.flip(-1, -2), t, t.flip(-1), t.flip(-2), t.flip(-1, -2)]
