@@ -119,7 +119,7 @@ def generated(args, pipe, clips, key_nu, win) -> None:
             for n in steps:
                 t0 = time.perf_counter()
                 made[f"model, {n} steps"] = pipe(stages="interpolate", keyframe_latents=z_keys, seed=seeds, fps=key_nu,
-                                                 num_inference_steps=n, interpolation_guidance_scale=args.guidance,
+                                                 interpolation_steps=n, interpolation_guidance_scale=args.guidance,
                                                  output_type="latent").frames  # fmt: skip
                 seconds[f"model, {n} steps"] = seconds.get(f"model, {n} steps", 0.0) + time.perf_counter() - t0
             for m, z in made.items():
@@ -228,7 +228,7 @@ def main() -> None:
             z_keys = pipe.encode_frames(x[:, :, key_idx])
             t0 = time.perf_counter()
             z = pipe(stages="interpolate", keyframe_latents=z_keys, seed=[args.seed + start + k for k in range(len(x))],
-                     fps=key_nu, num_inference_steps=args.steps, interpolation_guidance_scale=args.guidance,
+                     fps=key_nu, interpolation_steps=args.steps, interpolation_guidance_scale=args.guidance,
                      output_type="latent").frames  # fmt: skip
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()

@@ -94,11 +94,11 @@ def drift(args) -> dict:
         clips.extend(pipe([r.prompt for r in part], seed=[args.seed + i + j for j in range(len(part))],
                           num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance, fps=8.0,
                           mode=args.mode, overlap=args.overlap, window_method=args.window_method,
-                          noise_prior=args.noise_prior).frames)  # fmt: skip
+                          noise_prior=args.noise_prior, window_guidance_scale=args.window_guidance).frames)  # fmt: skip
     seconds = time.perf_counter() - t0
     wins = [c[: c.shape[0] // window * window].reshape(-1, window, *c.shape[1:]) for c in clips]
     return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
-            "guidance": args.guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
+            "guidance": args.guidance, "window_guidance": args.window_guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
             "i2v": pipe.i2v is not None, "noise_prior": pipe.noise_prior(args.noise_prior),
             "generation_s": round(seconds, 2), **read_clips(reader, wins, records, args.reader)}  # fmt: skip
 
@@ -259,6 +259,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="clip length at 8 fps")
     p.add_argument("--steps", type=int, default=25, help="drift: denoising steps per window")
     p.add_argument("--guidance", type=float, default=7.5, help="drift: CFG scale")
+    p.add_argument("--window-guidance", type=float, help="drift: CFG scale of the windows after the first (default: --guidance)")
     p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="drift: clips per pipeline call")
@@ -296,7 +297,7 @@ def main() -> None:
         d = res[part]
         if part == "drift":
             title = (f"drift: {d['clips']} clips x {d['seconds']:g} s ({d['frames']} frames), {d['steps']} steps, "
-                     f"CFG {d['guidance']}, overlap {d['overlap']}, windows {d['window_method']}, "
+                     f"CFG {d['guidance']}{'' if d.get('window_guidance') is None else ' then ' + str(d['window_guidance'])}, overlap {d['overlap']}, windows {d['window_method']}, "
                      f"{'I2V model present' if d['i2v'] else 'no I2V model'}, {d['mode']}")  # fmt: skip
         else:
             title = (f"ceiling: real windows, {d['clips']} prompts x {d['windows_per_clip']} windows of one object "

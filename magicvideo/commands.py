@@ -52,6 +52,9 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
                         "key-frame model's directed attention with those frames held; default, drifts less on "
                         "shapes), anchored (the same, with the clip's first frame held in every window too) or i2v "
                         "(through the pipeline's image-to-video model)")
+    p.add_argument("--window-guidance", type=non_negative_float, metavar="SCALE",
+                   help="with --num-frames above the window: the CFG scale of the windows after the first (default: "
+                        "--guidance; the first window keeps that)")
     p.add_argument("--noise-prior", type=float, metavar="ALPHA",
                    help="the key frames' mixed noise prior (PYoCo's alpha: every frame's noise shares one map with "
                         "this weight; 0 = i.i.d. per frame; magicvideo.noise_prior); default: the model's own")
@@ -151,6 +154,7 @@ def run_generate(args: argparse.Namespace) -> int:
         num_frames=args.num_frames,
         overlap=args.overlap,
         window_method=args.window_method,
+        window_guidance_scale=args.window_guidance,
         mode=args.mode,
         noise_prior=args.noise_prior,
         **inputs,

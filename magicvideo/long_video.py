@@ -106,13 +106,16 @@ class _ImageModel(nn.Module):
 def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, height: int, width: int, fps: float,
              steps: int, guidance_scale: float, eta: float, guidance_rescale: float = 0.0,
              image: torch.Tensor | None = None, mode: str = "t2v", overlap: int = 1,
-             window_method: str = "held", noise_prior: float = 0.0) -> torch.Tensor:  # fmt: skip
+             window_method: str = "held", noise_prior: float = 0.0,
+             window_guidance_scale: float | None = None) -> torch.Tensor:  # fmt: skip
     """The key-frame stage's latents ``(B, C, num_frames, h, w)`` by the module's method.
 
-    cond: the text tokens, ``[uncond; cond]`` stacked when ``guidance_scale > 1``; image: the first
+    cond: the text tokens, ``[uncond; cond]`` stacked when either guidance scale is > 1; image: the first
     frame's pixels ``(B, 3, 1, H, W)`` in [-1, 1] or None; noise_prior: the mixed noise prior of the
     windows the key-frame model makes (:mod:`magicvideo.noise_prior`; the I2V model's windows take
-    its own ``config.noise_prior``), one shared map for the whole clip."""
+    its own ``config.noise_prior``), one shared map for the whole clip; window_guidance_scale: the CFG
+    scale of the windows after the first (default: ``guidance_scale``), whose content the held frames
+    already fix (see the module docstring)."""
     check_mode(mode)
     check_window_method(window_method, pipe)
     if mode == "magic141" and image is not None:
@@ -124,9 +127,11 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
         raise ValueError("the i2v component needs the image_encoder component (the CLIP image embedding it reads)")
     shape = (b, pipe.unet.config.in_channels, window, height // pipe.vae_scale_factor, width // pipe.vae_scale_factor)
     generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-    do_cfg = guidance_scale > 1.0
-    fps_t = torch.full((cond.shape[0],), float(fps), device=device)
-    kw = dict(guidance_scale=guidance_scale, generators=generators, eta=eta, guidance_rescale=guidance_rescale)
+    later_guidance = guidance_scale if window_guidance_scale is None else float(window_guidance_scale)
+    stacked = guidance_scale > 1.0 or later_guidance > 1.0  # cond holds [uncond; cond]
+    if cond.shape[0] != (2 * b if stacked else b):
+        raise ValueError(f"cond has {cond.shape[0]} rows for {b} clips at CFG {guidance_scale} / {later_guidance}")
+    kw = dict(generators=generators, eta=eta, guidance_rescale=guidance_rescale)
 
     shared: list[torch.Tensor] = []  # the clip's one shared noise map, drawn with the first window's noise
 
@@ -141,8 +146,14 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
             shared.append(randn_tensor((*shape[:2], 1, *shape[3:]), generator=generators, device=device, dtype=dtype))
         return mix(iid, shared[0], prior)
 
-    def run(model, noise, tokens=None, context=None, model_kwargs=None, use_fps=True):
-        """Denoise one window from `noise`; its first k frames held at `context` (B, C, k, h, w)."""
+    def text(g: float) -> torch.Tensor:
+        """The text tokens of a window denoised at CFG scale `g`."""
+        return cond if g > 1.0 else cond[-b:]
+
+    def run(model, noise, g, tokens=None, context=None, model_kwargs=None, use_fps=True):
+        """Denoise one window from `noise` at CFG scale `g`; its first k frames held at `context` (B, C, k, h, w)."""
+        tokens = text(g) if tokens is None else tokens
+        fps_t = torch.full((tokens.shape[0],), float(fps), device=device)
         pipe.scheduler.set_timesteps(steps, device=device)
         known = mask = None
         if context is not None:
@@ -150,20 +161,19 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
             mask[:, :, : context.shape[2]] = True
             known = torch.zeros_like(noise)
             known[:, :, : context.shape[2]] = context
-        return pipe.denoise(model, noise * pipe.scheduler.init_noise_sigma, pipe.scheduler.timesteps,
-                            cond if tokens is None else tokens,
+        return pipe.denoise(model, noise * pipe.scheduler.init_noise_sigma, pipe.scheduler.timesteps, tokens,
                             fps_t if use_fps and model.config.fps_conditioning else None, known=known,
-                            known_mask=mask, noise=noise, model_kwargs=model_kwargs, **kw)  # fmt: skip
+                            known_mask=mask, noise=noise, model_kwargs=model_kwargs, guidance_scale=g, **kw)  # fmt: skip
 
     # -- the first frame (magic141: text -> image) ------------------------------------------------
     first = None  # its scaled latent (B, C, 1, h, w)
     if mode == "magic141":
         if pipe.t2i_unet is not None:
-            first = run(_ImageModel(pipe.t2i_unet), draw(1), use_fps=False)
+            first = run(_ImageModel(pipe.t2i_unet), draw(1), guidance_scale, use_fps=False)
         else:
             from .models.i2v import first_frame_unet
 
-            first = run(first_frame_unet(pipe.unet), draw(1))
+            first = run(first_frame_unet(pipe.unet), draw(1), guidance_scale)
     elif image is not None:
         first = pipe.encode_frames(image.to(device)).to(dtype)
 
@@ -176,21 +186,22 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     def window_from(context: torch.Tensor, first_window: bool = False) -> torch.Tensor:
         """One window whose first k frames are `context` (B, C, k, h, w), held fixed."""
         nonlocal anchor
+        g = guidance_scale if first_window else later_guidance
         if pipe.i2v is None or (window_method in ("held", "anchored") and not first_window):
             # the key-frame model's directed attention around the held frames
-            return run(pipe.unet, draw(window, noise_prior), context=context)
+            return run(pipe.unet, draw(window, noise_prior), g, context=context)
         noise = draw(window, getattr(pipe.i2v.config, "noise_prior", 0.0))
         if anchor is None:
             anchor = embed(first)
         tokens, frames = pipe.i2v.condition_tokens(cond[-b:], anchor), context
-        if do_cfg:  # the null condition: the empty prompt and a zero image token; the frames stay
+        if g > 1.0:  # the null condition: the empty prompt and a zero image token; the frames stay
             null = pipe.i2v.condition_tokens(cond[:b], torch.zeros_like(anchor))
             tokens, frames = torch.cat([null, tokens]), torch.cat([context, context])
-        return run(pipe.i2v, noise, tokens=tokens, context=context, model_kwargs={"frames": frames.to(dtype)})
+        return run(pipe.i2v, noise, g, tokens=tokens, context=context, model_kwargs={"frames": frames.to(dtype)})
 
     # -- window 0 -----------------------------------------------------------------------------------
     if first is None:
-        clip = run(pipe.unet, draw(window, noise_prior))
+        clip = run(pipe.unet, draw(window, noise_prior), guidance_scale)
         first = clip[:, :, :1]  # the anchor of the I2V windows' image token
     else:
         clip = window_from(first, first_window=True)

@@ -246,6 +246,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         overlap: int = 1,
         window_method: str = "held",
         noise_prior: float | None = None,
+        window_guidance_scale: float | None = None,
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -306,6 +307,8 @@ class MagicVideoPipeline(DiffusionPipeline):
                 (PYoCo's mixed prior, :mod:`magicvideo.noise_prior`; 0: i.i.d. per frame). Default:
                 the key-frame U-Net's ``config.sample_noise_prior`` when set, else its ``noise_prior``
                 (the alpha it was trained with).
+            window_guidance_scale: the CFG scale of the sliding windows after the first (default:
+                `guidance_scale`); the first window keeps `guidance_scale` (:mod:`magicvideo.long_video`).
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -327,7 +330,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                 eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale, mode, overlap,
-                window_method, noise_prior,
+                window_method, noise_prior, window_guidance_scale,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -362,7 +365,8 @@ class MagicVideoPipeline(DiffusionPipeline):
 
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
-                   guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held", noise_prior=None):  # fmt: skip
+                   guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held", noise_prior=None,
+                   window_guidance_scale=None):  # fmt: skip
         from .long_video import check_mode, check_window_method, window_count
 
         check_mode(mode)
@@ -405,7 +409,8 @@ class MagicVideoPipeline(DiffusionPipeline):
             raise ValueError(f"height and width must be multiples of {self.vae_scale_factor}, got {height}x{width}")
 
         prompt_embeds = prompt_embeds.to(device, dtype)
-        do_cfg = guidance_scale > 1.0
+        # sliding windows after the first may have their own CFG scale: the unconditional tokens are needed if either is > 1
+        do_cfg = guidance_scale > 1.0 or (magic and window_guidance_scale is not None and window_guidance_scale > 1.0)
         if do_cfg:
             if negative_prompt_embeds is None:
                 neg = negative_prompt if negative_prompt is not None else ""
@@ -421,7 +426,8 @@ class MagicVideoPipeline(DiffusionPipeline):
 
             latents = generate(self, cond, seeds, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                                eta, guidance_rescale, image=given, mode=mode, overlap=overlap,
-                               window_method=window_method, noise_prior=self.noise_prior(noise_prior))  # fmt: skip
+                               window_method=window_method, noise_prior=self.noise_prior(noise_prior),
+                               window_guidance_scale=window_guidance_scale)  # fmt: skip
             return latents, seeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)

@@ -6,8 +6,10 @@
 #                 blend, 800 x 64 windows) from the committed pipeline, written to OUT/interp/pipeline; then
 #                 benchmarks/interpolation_quality.py on real clips (--steps 4 and 1, --fvd) and on generated
 #                 key frames (--steps 4,1) for it and, in the same run, for the committed model
-#   drift_cfgG    benchmarks/long_video.py drift at CFG G (each of GUIDANCES, default "2 7.5"), CLIPS clips
-#                 (default 128), held windows, both readers (d4 and plain)
+#                 (INTERP_PIPELINE=DIR: no training, DIR is the new pipeline; INTERP_STEPS, default "4 1")
+#   drift_cfgG    benchmarks/long_video.py drift at CFG G (each of GUIDANCES, default "2 7.5"; G:W = CFG G in
+#                 the first window, W in the later ones), CLIPS clips (default 128), held windows, both
+#                 readers (d4 and plain)
 #
 #   SITE=/tmp/site scripts/gpu_interp_drift.sh start OUT   # copies the repo (with .devcarry/chain) to OUT/repo, starts
 #   scripts/gpu_interp_drift.sh wait OUT SECONDS           # progress until the job ends or SECONDS pass
@@ -39,10 +41,13 @@ run)
     pids=()
     if want interp; then
         (
-            job interp_train python3 scripts/train_interpolation.py "$out/interp" --data "$data" --residual || exit 1
+            new=${INTERP_PIPELINE:-$out/interp/pipeline}
+            if [ -z "${INTERP_PIPELINE:-}" ]; then
+                job interp_train python3 scripts/train_interpolation.py "$out/interp" --data "$data" --residual || exit 1
+            fi
             for name in new committed; do
-                pipe=$out/interp/pipeline; [ $name = committed ] && pipe=checkpoints/shapes/pipeline
-                for s in 4 1; do
+                pipe=$new; [ $name = committed ] && pipe=checkpoints/shapes/pipeline
+                for s in ${INTERP_STEPS:-4 1}; do
                     job "interp_real_${name}_${s}" python3 benchmarks/interpolation_quality.py --pipeline "$pipe" \
                         --clips 64 --steps $s --fps 24 --fvd --json "$out/interp_real_${name}_${s}step.json"
                 done
@@ -52,7 +57,9 @@ run)
         ) & pids+=($!)
     fi
     for g in ${GUIDANCES:-2 7.5}; do
-        want "drift_cfg$g" && { drift "cfg$g" --guidance "$g" --no-i2v & pids+=($!); }
+        first=${g%%:*} later=${g#*:}
+        extra=(); [ "$g" != "$first" ] && extra=(--window-guidance "$later")
+        want "drift_cfg$g" && { drift "cfg${g/:/_then_}" --guidance "$first" --no-i2v "${extra[@]}" & pids+=($!); }
     done
     wait "${pids[@]}"
     note "JOB END"

@@ -185,3 +185,32 @@ def test_cli_num_frames_and_mode(tmp_path):
         main(["generate", "--config", "tiny", "--prompt", "x", "--mode", "magic"])
     with pytest.raises(SystemExit):
         main(["generate", "--config", "tiny", "--prompt", "x", "--num-frames", "0"])
+
+
+def test_window_guidance_applies_to_the_windows_after_the_first(tiny_pipeline_4f, monkeypatch):
+    """window_guidance_scale: the first window keeps guidance_scale, later windows take their own CFG scale
+    (with the unconditional half only where it is > 1); unset, every window is as before."""
+    pipe = tiny_pipeline_4f
+    calls = []
+    denoise = pipe.denoise
+
+    def spy(model, latents, timesteps, cond, fps, guidance_scale, *args, **kw):
+        calls.append((guidance_scale, cond.shape[0], None if fps is None else fps.shape[0]))
+        return denoise(model, latents, timesteps, cond, fps, guidance_scale, *args, **kw)
+
+    monkeypatch.setattr(pipe, "denoise", spy)
+    kw = dict(num_frames=8, overlap=1, seed=[5, 6], **KW)
+    mixed = pipe(PROMPTS, guidance_scale=4.0, window_guidance_scale=1.0, **kw).frames
+    assert [c[:2] for c in calls] == [(4.0, 4), (1.0, 2), (1.0, 2)]  # [uncond; cond] only in the first window
+    assert all(c[2] in (None, c[1]) for c in calls)  # the fps condition has the tokens' batch
+    calls.clear()
+    up = pipe(PROMPTS, guidance_scale=1.0, window_guidance_scale=3.0, **kw).frames
+    assert [c[:2] for c in calls] == [(1.0, 2), (3.0, 4), (3.0, 4)]
+    calls.clear()
+    same = pipe(PROMPTS, guidance_scale=4.0, **kw).frames
+    assert [c[:2] for c in calls] == [(4.0, 4)] * 3
+    monkeypatch.setattr(pipe, "denoise", denoise)
+    # the first window is the plain CFG-4 clip's; a later window's scale changes what follows it
+    assert torch.equal(mixed[:, :, :4], same[:, :, :4]) and not torch.allclose(mixed, same)
+    assert torch.equal(pipe(PROMPTS, guidance_scale=4.0, window_guidance_scale=4.0, **kw).frames, same)
+    assert torch.equal(up[:, :, :4], pipe(PROMPTS, guidance_scale=1.0, seed=[5, 6], **KW).frames)
