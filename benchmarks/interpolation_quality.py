@@ -8,6 +8,8 @@ the originals:
                   frames' VAE latents, FPS condition = the key frames' rate x 4, decoded with the
                   pipeline's VAE;
   * pixel blend   linear blending of the two neighbouring key frames in pixel space;
+  * pixel blend, decoded keys   the same on the key frames' VAE reconstructions: what a cascade, whose
+                  key frames exist only as latents, could blend in pixels;
   * latent blend  linear blending of their VAE latents, decoded;
   * vae recon     the dropped frames encoded and decoded (the VAE's own ceiling on the model).
 
@@ -217,7 +219,7 @@ def main() -> None:
         return
     args.steps = int(args.steps)
 
-    methods = ("model", "pixel blend", "latent blend", "vae recon")
+    methods = ("model", "pixel blend", "pixel blend, decoded keys", "latent blend", "vae recon")
     scores = {m: {"psnr": [], "ssim": [], "psnr_vs_recon": []} for m in methods}
     outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     seconds = 0.0
@@ -236,6 +238,7 @@ def main() -> None:
             made = {
                 "model": pipe.decode_latents(z),
                 "pixel blend": blend(x[:, :, key_idx], win - 2),
+                "pixel blend, decoded keys": blend(pipe.decode_latents(z_keys), win - 2),
                 "latent blend": pipe.decode_latents(blend(z_keys, win - 2)),
                 "vae recon": pipe.decode_latents(pipe.encode_frames(x)),
             }

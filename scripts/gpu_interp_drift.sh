@@ -11,7 +11,7 @@
 #                 the first window, W in the later ones), CLIPS clips (default 128), held windows, both
 #                 readers (d4 and plain)
 #
-#   SITE=/tmp/site scripts/gpu_interp_drift.sh start OUT   # copies the repo (with .devcarry/chain) to OUT/repo, starts
+#   SITE=/tmp/site scripts/gpu_interp_drift.sh start OUT   # copies the repo (with DATA, default .devcarry/chain/data) to OUT/repo, starts
 #   scripts/gpu_interp_drift.sh wait OUT SECONDS           # progress until the job ends or SECONDS pass
 #   scripts/gpu_interp_drift.sh pack OUT DEST              # interp_drift.tgz: interpolation/, the JSONs, logs
 set -uo pipefail
@@ -36,7 +36,7 @@ pack)
 run)
     cd "$out/repo"
     export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo" OMP_NUM_THREADS=2
-    data=.devcarry/chain/data
+    data=${DATA:-.devcarry/chain/data}
     clips=${CLIPS:-128}
     pids=()
     if want interp; then
