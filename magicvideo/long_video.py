@@ -41,6 +41,13 @@ the clip has exactly N frames. ``overlap = 1`` (default) is Magic 1-For-1's firs
 conditioning, the cheapest per new frame; more overlap carries more motion (it did not reduce
 drift: 0.59 at overlap 4 against 0.61 at 1 through the I2V model).
 
+Guidance: ``window_guidance_scale`` sets the CFG scale of the windows after the first (default: the
+first window's ``guidance_scale``). Lowering it after the first window (the held frames already fix the
+content) made shapes drift more, not less: over 128 clips of 60 s on an H200, read in 8 orientations,
+CFG 7.5 then 1 kept shape and colour in 0.697 of windows against 0.780 at 7.5 throughout, 2 then 1 in
+0.812 against 0.852 at 2 throughout (the best measured; no guidance at all: 0.804; BENCHMARKS.md, "The
+drift reader").
+
 Determinism: clip k's noise is drawn from one ``torch.Generator`` seeded with ``seed[k]`` (the same
 first draw as the 16-frame key-frame stage), window after window, so a clip does not depend on its
 batch, and ``mode="t2v"`` without I2V reproduces the 16-frame clip as its first window.
