@@ -1,0 +1,36 @@
+"""benchmarks/interpolation_quality.py on the committed shapes pipeline, two real clips on the CPU:
+``--steps`` reaches the interpolation stage (it once set the key-frame steps, so every run sampled at
+the 4-step default), and the blends, which do not depend on it, do not move."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_steps_reach_the_interpolation_stage(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("interpolation_quality", ROOT / "benchmarks" / "interpolation_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.chdir(ROOT)
+    got = {}
+    for steps in (1, 4):
+        out = tmp_path / f"{steps}.json"
+        monkeypatch.setattr(sys, "argv", ["interpolation_quality.py", "--clips", "2", "--batch", "2", "--steps", str(steps),
+                                          "--device", "cpu", "--json", str(out)])  # fmt: skip
+        bench.main()
+        got[steps] = json.loads(out.read_text())
+    assert got[1]["steps"] == 1 and got[4]["steps"] == 4
+    assert got[1]["methods"]["model"]["psnr"] != pytest.approx(got[4]["methods"]["model"]["psnr"], abs=1e-3)
+    for m in ("pixel blend", "pixel blend, decoded keys", "latent blend", "vae recon"):
+        assert got[1]["methods"][m] == got[4]["methods"][m]
+    m = got[4]["methods"]
+    assert m["pixel blend"]["psnr"] > m["vae recon"]["psnr"] > m["pixel blend, decoded keys"]["psnr"] - 1
