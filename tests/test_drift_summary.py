@@ -48,3 +48,32 @@ def test_clip_summary_reads_a_misread_first_window(long_video):
     assert s["majority_same"] == pytest.approx((0.75 + 1.0 + 0.75) / 3)
     low, high = s["both_same_ci95"]
     assert low <= 5 / 9 <= high
+
+
+def test_read_clips_reports_the_primary_reader_first_and_the_others_beside(long_video):
+    """Both readings of one pass: the primary reader's summary and clips at the top level, the other's under
+    ``readers``; each compares every window with its own first window."""
+    import torch
+
+    class Rec:
+        prompt, attributes = "a red square", {"shape": "square", "color": "red"}
+
+    class FakeReader:
+        READERS = ("d4", "plain")
+        heads = {"shape": ["circle", "square"], "color": ["red", "blue"]}
+
+        def __call__(self, wins):
+            n = len(wins)
+            steady = {"shape": torch.ones(n, dtype=torch.long), "color": torch.zeros(n, dtype=torch.long)}
+            flips = {"shape": torch.arange(n) % 2, "color": torch.zeros(n, dtype=torch.long)}  # circle, square, ...
+            return {"d4": steady, "plain": flips}
+
+    clips = [np.zeros((5, 16, 8, 8, 3), np.uint8), np.zeros((3, 16, 8, 8, 3), np.uint8)]
+    for primary, other in (("d4", "plain"), ("plain", "d4")):
+        out = long_video.read_clips(FakeReader(), clips, [Rec(), Rec()], primary)
+        assert out["reader"] == primary and set(out["readers"]) == {other}
+        steady, flips = (out, out["readers"][other]) if primary == "d4" else (out["readers"][other], out)
+        assert steady["both_same"] == 1.0 and steady["windows_compared"] == 6 and steady["first_window_prompt_shape"] == 1
+        # windows 1..4 of clip 1: square, circle, square, circle against circle -> 2 of 4; clip 2: 1 of 2
+        assert flips["both_same"] == pytest.approx(3 / 6) and flips["first_window_prompt_shape"] == 0
+        assert [c["predicted"][:2] for c in flips["per_clip"]] == [["red circle", "red square"]] * 2
