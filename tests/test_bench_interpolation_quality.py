@@ -34,3 +34,33 @@ def test_steps_reach_the_interpolation_stage(tmp_path, monkeypatch):
         assert got[1]["methods"][m] == got[4]["methods"][m]
     m = got[4]["methods"]
     assert m["pixel blend"]["psnr"] > m["vae recon"]["psnr"] > m["pixel blend, decoded keys"]["psnr"] - 1
+
+
+def test_paired_fvd61_is_the_table_s_difference_with_an_interval_over_clips():
+    import importlib.util
+
+    import numpy as np
+
+    from evaluation.frechet import frechet_distance
+    from evaluation.stats import FeatureStats
+
+    spec = importlib.util.spec_from_file_location("interpolation_quality", ROOT / "benchmarks" / "interpolation_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    clips, windows, d = 16, 4, 6
+    feats = {"real": rng.normal(size=(clips * windows, d)), "near": rng.normal(0.05, size=(clips * windows, d)),
+             "far": rng.normal(1.5, size=(clips * windows, d))}  # fmt: skip
+
+    def fd(x):
+        s, r = FeatureStats(), FeatureStats()
+        s.update(x)
+        r.update(feats["real"])
+        return frechet_distance(s.mean(), s.cov(), r.mean(), r.cov())
+
+    out = bench.paired_fvd61(feats, [("near", "far"), ("far", "near")], clips)
+    r = out["near - far"]
+    assert r["a"] == pytest.approx(fd(feats["near"])) and r["b"] == pytest.approx(fd(feats["far"]))
+    assert r["diff"] == pytest.approx(r["a"] - r["b"]) and r["clips"] == clips
+    assert r["high"] < 0 and r["p_value"] < 0.05  # far off by 1.5 in every dimension: clearly worse
+    assert out["far - near"]["low"] > 0
