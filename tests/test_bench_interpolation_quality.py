@@ -1,6 +1,7 @@
 """benchmarks/interpolation_quality.py on the committed shapes pipeline, two real clips on the CPU:
 ``--steps`` reaches the interpolation stage (it once set the key-frame steps, so every run sampled at
-the 4-step default), and the blends, which do not depend on it, do not move."""
+the 4-step default), and the blends, which do not depend on it, do not move; its paired FVD-61
+differences."""
 
 from __future__ import annotations
 
@@ -13,13 +14,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.usefixtures("one_thread")
-def test_steps_reach_the_interpolation_stage(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def bench():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("interpolation_quality", ROOT / "benchmarks" / "interpolation_quality.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_steps_reach_the_interpolation_stage(bench, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     got = {}
     for steps in (1, 4):
@@ -36,17 +42,12 @@ def test_steps_reach_the_interpolation_stage(tmp_path, monkeypatch):
     assert m["pixel blend"]["psnr"] > m["vae recon"]["psnr"] > m["pixel blend, decoded keys"]["psnr"] - 1
 
 
-def test_paired_fvd61_is_the_table_s_difference_with_an_interval_over_clips():
-    import importlib.util
-
+def test_paired_fvd61_is_the_table_s_difference_with_an_interval_over_clips(bench):
     import numpy as np
 
     from evaluation.frechet import frechet_distance
     from evaluation.stats import FeatureStats
 
-    spec = importlib.util.spec_from_file_location("interpolation_quality", ROOT / "benchmarks" / "interpolation_quality.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     rng = np.random.default_rng(0)
     clips, windows, d = 16, 4, 6
     feats = {"real": rng.normal(size=(clips * windows, d)), "near": rng.normal(0.05, size=(clips * windows, d)),
