@@ -7,7 +7,7 @@
   non-overlapping 16-frame window, in the 8 orientations of the frame (``--reader d4``, default: the
   mean softmax over flips and transposes; :class:`ClassifierReader`) and in one (``plain``, the reader
   before 2026-12-03's fourth session), both reported; ``--window-guidance`` sets the CFG scale of the
-  windows after the first. Reported: the fraction of windows after the first whose
+  windows after the first, ``--window-noise`` their initial noise (fresh, reuse, shuffle). Reported: the fraction of windows after the first whose
   predicted shape and colour (each, and both) equal the first window's (the goal: >= 0.9 for both),
   and how often the first window's agree with the prompt. Windows of one clip are not independent
   samples (a misread first window fails all of them), so the interval is over clips: a BCa bootstrap
@@ -98,11 +98,13 @@ def drift(args) -> dict:
         clips.extend(pipe([r.prompt for r in part], seed=[args.seed + i + j for j in range(len(part))],
                           num_frames=frames, num_inference_steps=args.steps, guidance_scale=args.guidance, fps=8.0,
                           mode=args.mode, overlap=args.overlap, window_method=args.window_method,
-                          noise_prior=args.noise_prior, window_guidance_scale=args.window_guidance).frames)  # fmt: skip
+                          noise_prior=args.noise_prior, window_guidance_scale=args.window_guidance,
+                          window_noise=args.window_noise).frames)  # fmt: skip
     seconds = time.perf_counter() - t0
     wins = [c[: c.shape[0] // window * window].reshape(-1, window, *c.shape[1:]) for c in clips]
     return {"clips": len(records), "seconds": args.seconds, "frames": frames, "steps": args.steps,
-            "guidance": args.guidance, "window_guidance": args.window_guidance, "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
+            "guidance": args.guidance, "window_guidance": args.window_guidance, "window_noise": args.window_noise,
+            "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
             "i2v": pipe.i2v is not None, "noise_prior": pipe.noise_prior(args.noise_prior),
             "generation_s": round(seconds, 2), **read_clips(reader, wins, records, args.reader)}  # fmt: skip
 
@@ -264,6 +266,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25, help="drift: denoising steps per window")
     p.add_argument("--guidance", type=float, default=7.5, help="drift: CFG scale")
     p.add_argument("--window-guidance", type=float, help="drift: CFG scale of the windows after the first (default: --guidance)")
+    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="fresh",
+                   help="drift: the initial noise of the windows after the first (MagicVideoPipeline's window_noise)")
     p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="drift: clips per pipeline call")
@@ -302,6 +306,7 @@ def main() -> None:
         if part == "drift":
             title = (f"drift: {d['clips']} clips x {d['seconds']:g} s ({d['frames']} frames), {d['steps']} steps, "
                      f"CFG {d['guidance']}{'' if d.get('window_guidance') is None else ' then ' + str(d['window_guidance'])}, overlap {d['overlap']}, windows {d['window_method']}, "
+                     f"noise {d.get('window_noise', 'fresh')}, "
                      f"{'I2V model present' if d['i2v'] else 'no I2V model'}, {d['mode']}")  # fmt: skip
         else:
             title = (f"ceiling: real windows, {d['clips']} prompts x {d['windows_per_clip']} windows of one object "

@@ -48,6 +48,14 @@ CFG 7.5 then 1 kept shape and colour in 0.697 of windows against 0.780 at 7.5 th
 0.812 against 0.852 at 2 throughout (the best measured; no guidance at all: 0.804; BENCHMARKS.md, "The
 drift reader").
 
+Noise of the windows after the first (``window_noise``): ``"fresh"`` (default) draws each window's
+noise anew; ``"reuse"`` starts every later window from the first window's noise (each frame's map
+again, in order); ``"shuffle"`` from the first window's frames in a new random order per window and
+clip (FreeNoise's noise rescheduling, Qiu et al. 2024, "FreeNoise: Tuning-Free Longer Video Diffusion
+via Noise Rescheduling", sec. 3.2: later frames reuse the first window's noise, locally shuffled, so
+that the content the noise decided stays while the order varies). The held frames are re-noised with
+the same maps. Against shape drift: the first window's noise is what decided its shape.
+
 Determinism: clip k's noise is drawn from one ``torch.Generator`` seeded with ``seed[k]`` (the same
 first draw as the 16-frame key-frame stage), window after window, so a clip does not depend on its
 batch, and ``mode="t2v"`` without I2V reproduces the 16-frame clip as its first window.
@@ -67,6 +75,8 @@ from .noise_prior import mix
 MODES = ("t2v", "magic141")
 #: how the windows after the first continue the previous one (module docstring)
 WINDOW_METHODS = ("held", "anchored", "i2v")
+#: the initial noise of the windows after the first (module docstring)
+WINDOW_NOISES = ("fresh", "reuse", "shuffle")
 
 
 def check_mode(mode: str) -> str:
@@ -84,6 +94,12 @@ def check_window_method(window_method: str, pipe=None) -> str:
         raise ValueError("window_method 'i2v' needs the pipeline's i2v component; this pipeline has none "
                          "(window_method 'held' needs none)")  # fmt: skip
     return window_method
+
+
+def check_window_noise(window_noise: str) -> str:
+    if window_noise not in WINDOW_NOISES:
+        raise ValueError(f"window_noise must be one of {WINDOW_NOISES}, got {window_noise!r}")
+    return window_noise
 
 
 def window_count(num_frames: int, window: int, overlap: int, window_method: str = "held") -> int:
@@ -114,7 +130,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
              steps: int, guidance_scale: float, eta: float, guidance_rescale: float = 0.0,
              image: torch.Tensor | None = None, mode: str = "t2v", overlap: int = 1,
              window_method: str = "held", noise_prior: float = 0.0,
-             window_guidance_scale: float | None = None) -> torch.Tensor:  # fmt: skip
+             window_guidance_scale: float | None = None, window_noise: str = "fresh") -> torch.Tensor:  # fmt: skip
     """The key-frame stage's latents ``(B, C, num_frames, h, w)`` by the module's method.
 
     cond: the text tokens, ``[uncond; cond]`` stacked when either guidance scale is > 1; image: the first
@@ -122,8 +138,10 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
     windows the key-frame model makes (:mod:`magicvideo.noise_prior`; the I2V model's windows take
     its own ``config.noise_prior``), one shared map for the whole clip; window_guidance_scale: the CFG
     scale of the windows after the first (default: ``guidance_scale``), whose content the held frames
-    already fix (see the module docstring)."""
+    already fix; window_noise: the later windows' initial noise, fresh, the first window's reused, or
+    its frames shuffled (see the module docstring)."""
     check_mode(mode)
+    check_window_noise(window_noise)
     check_window_method(window_method, pipe)
     if mode == "magic141" and image is not None:
         raise ValueError("mode 'magic141' makes the first frame from the text: pass an image or that mode, not both")
@@ -152,6 +170,21 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
         if not shared:
             shared.append(randn_tensor((*shape[:2], 1, *shape[3:]), generator=generators, device=device, dtype=dtype))
         return mix(iid, shared[0], prior)
+
+    first_noise: list[torch.Tensor] = []  # the first window's noise, for window_noise "reuse" / "shuffle"
+
+    def window_noise_for(prior: float) -> torch.Tensor:
+        """A window's initial noise under `window_noise` (the first window always draws its own)."""
+        if window_noise == "fresh" or not first_noise:
+            noise = draw(window, prior)
+            if not first_noise:
+                first_noise.append(noise)
+            return noise
+        if window_noise == "reuse":
+            return first_noise[0]
+        order = torch.stack([torch.randperm(window, generator=g) for g in generators]).to(device)  # (B, window)
+        index = order[:, None, :, None, None].expand_as(first_noise[0])
+        return torch.gather(first_noise[0], 2, index)
 
     def text(g: float) -> torch.Tensor:
         """The text tokens of a window denoised at CFG scale `g`."""
@@ -196,8 +229,8 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
         g = guidance_scale if first_window else later_guidance
         if pipe.i2v is None or (window_method in ("held", "anchored") and not first_window):
             # the key-frame model's directed attention around the held frames
-            return run(pipe.unet, draw(window, noise_prior), g, context=context)
-        noise = draw(window, getattr(pipe.i2v.config, "noise_prior", 0.0))
+            return run(pipe.unet, window_noise_for(noise_prior), g, context=context)
+        noise = window_noise_for(getattr(pipe.i2v.config, "noise_prior", 0.0))
         if anchor is None:
             anchor = embed(first)
         tokens, frames = pipe.i2v.condition_tokens(cond[-b:], anchor), context
@@ -208,7 +241,7 @@ def generate(pipe, cond: torch.Tensor, seeds: Sequence[int], num_frames: int, he
 
     # -- window 0 -----------------------------------------------------------------------------------
     if first is None:
-        clip = run(pipe.unet, draw(window, noise_prior), guidance_scale)
+        clip = run(pipe.unet, window_noise_for(noise_prior), guidance_scale)
         first = clip[:, :, :1]  # the anchor of the I2V windows' image token
     else:
         clip = window_from(first, first_window=True)

@@ -247,6 +247,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         window_method: str = "held",
         noise_prior: float | None = None,
         window_guidance_scale: float | None = None,
+        window_noise: str = "fresh",
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -309,6 +310,9 @@ class MagicVideoPipeline(DiffusionPipeline):
                 (the alpha it was trained with).
             window_guidance_scale: the CFG scale of the sliding windows after the first (default:
                 `guidance_scale`); the first window keeps `guidance_scale` (:mod:`magicvideo.long_video`).
+            window_noise: the initial noise of the sliding windows after the first: "fresh" (default,
+                drawn anew), "reuse" (the first window's) or "shuffle" (its frames reordered, FreeNoise);
+                :mod:`magicvideo.long_video`.
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -330,7 +334,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             latents, seeds = self._keyframes(
                 prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                 eta, prompt_embeds, negative_prompt_embeds, image, video, strength, guidance_rescale, mode, overlap,
-                window_method, noise_prior, window_guidance_scale,
+                window_method, noise_prior, window_guidance_scale, window_noise,
             )  # fmt: skip
             latents_by_stage["keyframes"] = latents
         else:
@@ -366,11 +370,12 @@ class MagicVideoPipeline(DiffusionPipeline):
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
                    guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held", noise_prior=None,
-                   window_guidance_scale=None):  # fmt: skip
-        from .long_video import check_mode, check_window_method, window_count
+                   window_guidance_scale=None, window_noise="fresh"):  # fmt: skip
+        from .long_video import check_mode, check_window_method, check_window_noise, window_count
 
         check_mode(mode)
         check_window_method(window_method)
+        check_window_noise(window_noise)
         if prompt_embeds is None:
             if prompt is None:
                 raise ValueError("pass a prompt (or prompt_embeds)")
@@ -427,7 +432,7 @@ class MagicVideoPipeline(DiffusionPipeline):
             latents = generate(self, cond, seeds, num_frames, height, width, fps, num_inference_steps, guidance_scale,
                                eta, guidance_rescale, image=given, mode=mode, overlap=overlap,
                                window_method=window_method, noise_prior=self.noise_prior(noise_prior),
-                               window_guidance_scale=window_guidance_scale)  # fmt: skip
+                               window_guidance_scale=window_guidance_scale, window_noise=window_noise)  # fmt: skip
             return latents, seeds
 
         self.scheduler.set_timesteps(num_inference_steps, device=device)

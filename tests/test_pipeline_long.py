@@ -171,7 +171,7 @@ def test_cli_num_frames_and_mode(tmp_path):
 
     out = tmp_path / "clip.mp4"
     assert main(["generate", "--config", "tiny", "--prompt", PROMPTS[0], "--steps", "1", "--num-frames", "21",
-                 "--overlap", "4", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+                 "--overlap", "4", "--window-noise", "shuffle", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
     with av.open(str(out)) as container:
         assert len(list(container.decode(video=0))) == 21
     tiny_magic(frames=4).save_pretrained(tmp_path / "pipe")
@@ -185,6 +185,8 @@ def test_cli_num_frames_and_mode(tmp_path):
         main(["generate", "--config", "tiny", "--prompt", "x", "--mode", "magic"])
     with pytest.raises(SystemExit):
         main(["generate", "--config", "tiny", "--prompt", "x", "--num-frames", "0"])
+    with pytest.raises(SystemExit):
+        main(["generate", "--config", "tiny", "--prompt", "x", "--num-frames", "20", "--window-noise", "same"])
 
 
 def test_window_guidance_applies_to_the_windows_after_the_first(tiny_pipeline_4f, monkeypatch):
@@ -214,3 +216,40 @@ def test_window_guidance_applies_to_the_windows_after_the_first(tiny_pipeline_4f
     assert torch.equal(mixed[:, :, :4], same[:, :, :4]) and not torch.allclose(mixed, same)
     assert torch.equal(pipe(PROMPTS, guidance_scale=4.0, window_guidance_scale=4.0, **kw).frames, same)
     assert torch.equal(up[:, :, :4], pipe(PROMPTS, guidance_scale=1.0, seed=[5, 6], **KW).frames)
+
+
+@pytest.mark.parametrize("window_method", ["held", "i2v"])
+def test_window_noise_reuses_or_reorders_the_first_windows_noise(magic, tiny_pipeline_4f, window_method, monkeypatch):
+    """window_noise: "fresh" (default) draws every window's noise anew, the clips of before bit for bit;
+    "reuse" starts every later window from the first window's noise map for map; "shuffle" from its
+    frames in a new order per window and clip (FreeNoise's rescheduling); anything else is refused."""
+    pipe = magic if window_method == "i2v" else tiny_pipeline_4f
+    noises = []
+    denoise = pipe.denoise
+
+    def spy(*args, noise=None, **kw):
+        noises.append(noise.clone())
+        return denoise(*args, noise=noise, **kw)
+
+    kw = dict(num_frames=10, overlap=1, seed=[5, 6], window_method=window_method, guidance_scale=2.0, **KW)
+    before = pipe(PROMPTS, **kw).frames
+    monkeypatch.setattr(pipe, "denoise", spy)
+    fresh = pipe(PROMPTS, window_noise="fresh", **kw).frames
+    assert torch.equal(fresh, before) and len(noises) == 3
+    assert not torch.equal(noises[1], noises[0]) and not torch.equal(noises[2], noises[1])
+    noises.clear()
+    reused = pipe(PROMPTS, window_noise="reuse", **kw).frames
+    assert all(torch.equal(n, noises[0]) for n in noises[1:])
+    assert torch.equal(reused[:, :, :4], fresh[:, :, :4]) and not torch.allclose(reused, fresh)
+    noises.clear()
+    pipe(PROMPTS, window_noise="shuffle", **kw)
+    first = noises[0]
+    for later in noises[1:]:
+        for k in range(first.shape[0]):  # each clip's later noise is its own first window's frames, reordered
+            order = [next(j for j in range(first.shape[2]) if torch.equal(later[k, :, i], first[k, :, j]))
+                     for i in range(first.shape[2])]  # fmt: skip
+            assert sorted(order) == list(range(first.shape[2]))
+    assert any(not torch.equal(n, first) for n in noises[1:])
+    monkeypatch.setattr(pipe, "denoise", denoise)
+    with pytest.raises(ValueError, match="window_noise must be one of"):
+        pipe(PROMPTS, window_noise="same", **kw)
