@@ -39,6 +39,7 @@ drift() {  # drift NAME ARGS...: benchmarks/long_video.py's drift as phase drift
 
 wait_job() {  # wait_job SECONDS: until the JOB END line or SECONDS pass; then the status and each log's last lines
     local limit=$1 t0=$SECONDS
+    [ -f "$out/status.log" ] || { echo "no job in $out (a fresh machine: the one that ran it was released)"; return 1; }
     while [ $((SECONDS - t0)) -lt "$limit" ]; do
         grep -q "JOB END" "$out/status.log" 2>/dev/null && break
         sleep 10
