@@ -79,6 +79,39 @@ def clip_summary(per_clip: list[dict], goal: float = 0.9) -> dict:
             "majority_same": float(np.mean(majority)) if majority else float("nan")}  # fmt: skip
 
 
+def motion_stats(clips, window: int, held: int | None = None) -> dict:
+    """Whether a long clip moves, joins its windows smoothly, or loops (what reusing a window's noise
+    could do): the mean absolute pixel change between consecutive frames (0..255) inside the windows
+    and, with `held` (frames each generated window after the first holds: overlap, +1 anchored), at
+    the seams where a window's first new frame follows the held one (ratio to the change elsewhere:
+    ~1 for no jump); and over the 16-frame reading windows after the first, the mean absolute distance
+    to the first window against the distance to the window before (``repeat_ratio``: well under 1
+    when later windows go back to the first, a loop). Clips: each ``(F, H, W, 3)`` uint8."""
+    change, seam, first, prev = [], [], [], []
+    for clip in clips:
+        x = torch.as_tensor(np.asarray(clip) if not torch.is_tensor(clip) else clip).float()
+        d = (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3))  # d[t]: frame t -> t + 1
+        at_seam = torch.zeros_like(d, dtype=torch.bool)
+        if held is not None:
+            starts = range(window, x.shape[0], window - held)  # the first new frame of windows 1, 2, ...
+            at_seam[[s - 1 for s in starts]] = True
+            seam.append(d[at_seam])
+        change.append(d[~at_seam])
+        w = x[: x.shape[0] // window * window].reshape(-1, window, *x.shape[1:])
+        if w.shape[0] > 1:
+            first.append((w[1:] - w[:1]).abs().mean(dim=(1, 2, 3, 4)))
+            prev.append((w[1:] - w[:-1]).abs().mean(dim=(1, 2, 3, 4)))
+    out = {"frame_change": float(torch.cat(change).mean())}
+    if seam and torch.cat(seam).numel():
+        out["seam_change"] = float(torch.cat(seam).mean())
+        out["seam_ratio"] = out["seam_change"] / out["frame_change"] if out["frame_change"] else float("nan")
+    if first:
+        out["to_first_window"], out["to_previous_window"] = float(torch.cat(first).mean()), float(torch.cat(prev).mean())
+        out["repeat_ratio"] = (out["to_first_window"] / out["to_previous_window"] if out["to_previous_window"]
+                               else float("nan"))  # fmt: skip
+    return out
+
+
 def drift(args) -> dict:
     from magicvideo.data import load_benchmark
     from magicvideo.pipeline import MagicVideoPipeline
@@ -106,7 +139,9 @@ def drift(args) -> dict:
             "guidance": args.guidance, "window_guidance": args.window_guidance, "window_noise": args.window_noise,
             "mode": args.mode, "overlap": args.overlap, "window_method": args.window_method,
             "i2v": pipe.i2v is not None, "noise_prior": pipe.noise_prior(args.noise_prior),
-            "generation_s": round(seconds, 2), **read_clips(reader, wins, records, args.reader)}  # fmt: skip
+            "generation_s": round(seconds, 2),
+            "motion": motion_stats(clips, window, held=args.overlap + (args.window_method == "anchored")),
+            **read_clips(reader, wins, records, args.reader)}  # fmt: skip
 
 
 class ClassifierReader:
@@ -199,8 +234,10 @@ def ceiling(args) -> dict:
             wins.append(render(clip, args.size))
         clips.append(torch.from_numpy(np.stack(wins)).to(args.device))
     out = read_clips(reader, clips, records, args.reader)
+    motion = motion_stats([w for c in clips for w in c], window)  # each window its own clip: no seams
     return {"clips": len(records), "seconds": args.seconds, "windows_per_clip": n, "seed": args.seed,
-            "seconds_taken": round(time.perf_counter() - t0, 2), **out}  # fmt: skip
+            "seconds_taken": round(time.perf_counter() - t0, 2), "motion": {"frame_change": motion["frame_change"]},
+            **out}  # fmt: skip
 
 
 def speed(args) -> dict:
@@ -323,6 +360,8 @@ def main() -> None:
                       f"{r['majority_same']:.3f}",
                       f"{r['first_window_prompt_shape']:.2f} / {r['first_window_prompt_color']:.2f}")  # fmt: skip
         console.print(t)
+        if d.get("motion"):  # motion_stats: movement, seams, loops
+            console.print("motion: " + ", ".join(f"{k} {v:.3f}" for k, v in d["motion"].items()))
     if "speed" in res:
         s = res["speed"]
         t = Table(title=f"speed: {s['config']} {s['resolution']}px, {s['video_seconds']:g} s of 8-fps video, "

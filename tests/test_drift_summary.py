@@ -77,3 +77,31 @@ def test_read_clips_reports_the_primary_reader_first_and_the_others_beside(long_
         # windows 1..4 of clip 1: square, circle, square, circle against circle -> 2 of 4; clip 2: 1 of 2
         assert flips["both_same"] == pytest.approx(3 / 6) and flips["first_window_prompt_shape"] == 0
         assert [c["predicted"][:2] for c in flips["per_clip"]] == [["red circle", "red square"]] * 2
+
+
+def test_motion_stats_sees_movement_seams_and_loops(long_video):
+    """motion_stats on made-up clips of 4-frame windows sharing 1 frame (new frames start at 4, 7, 10):
+    a square moving one pixel a frame (steady change, no jump at the seams, later windows farther from
+    the first); the same with a jump at every seam; a clip whose windows repeat the first (a loop)."""
+    window, held, frames = 4, 1, 16
+
+    def clip(positions):
+        x = np.zeros((len(positions), 24, 40, 3), dtype=np.uint8)
+        for t, p in enumerate(positions):
+            x[t, 8:16, p : p + 8] = 255
+        return x
+
+    steady = long_video.motion_stats([clip(list(range(frames)))], window, held=held)
+    assert steady["seam_ratio"] == pytest.approx(1.0)
+    assert steady["frame_change"] == pytest.approx(2 * 8 * 255 * 3 / (24 * 40 * 3))  # two 8-px columns change
+    assert steady["repeat_ratio"] > 1.5  # windows move away from the first
+    jumps = list(range(frames))
+    for s in (4, 7, 10, 13):  # every first new frame 3 px ahead, and what follows with it
+        jumps[s:] = [p + 2 for p in jumps[s:]]
+    jumpy = long_video.motion_stats([clip(jumps)], window, held=held)
+    assert jumpy["seam_ratio"] > 1.4
+    loop = long_video.motion_stats([clip([0, 1, 2, 3, 9, 10, 11, 12] * 2)], window, held=None)  # windows A B A B
+    assert loop["repeat_ratio"] == pytest.approx(2 / 3) and "seam_ratio" not in loop  # |B-A|, 0, |B-A| against |B-A| x 3
+    static = long_video.motion_stats([np.full((frames, 8, 8, 3), 7, np.uint8)], window, held=held)
+    assert static["frame_change"] == 0.0 and static["seam_change"] == 0.0
+    assert np.isnan(static["seam_ratio"]) and np.isnan(static["repeat_ratio"])  # nothing moves: no ratio
