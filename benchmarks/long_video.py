@@ -303,7 +303,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25, help="drift: denoising steps per window")
     p.add_argument("--guidance", type=float, default=7.5, help="drift: CFG scale")
     p.add_argument("--window-guidance", type=float, help="drift: CFG scale of the windows after the first (default: --guidance)")
-    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="fresh",
+    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="reuse",
                    help="drift: the initial noise of the windows after the first (MagicVideoPipeline's window_noise)")
     p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v")
     p.add_argument("--seed", type=int, default=0)

@@ -55,10 +55,10 @@ def add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window-guidance", type=non_negative_float, metavar="SCALE",
                    help="with --num-frames above the window: the CFG scale of the windows after the first (default: "
                         "--guidance; the first window keeps that)")
-    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="fresh",
-                   help="with --num-frames above the window: the initial noise of the windows after the first: fresh "
-                        "(drawn anew; default), reuse (the first window's) or shuffle (its frames in a new order, "
-                        "FreeNoise)")
+    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="reuse",
+                   help="with --num-frames above the window: the initial noise of the windows after the first: reuse "
+                        "(the first window's; default, drifts least on shapes), fresh (drawn anew; before 2026-12-03) "
+                        "or shuffle (its frames in a new order, FreeNoise)")
     p.add_argument("--noise-prior", type=float, metavar="ALPHA",
                    help="the key frames' mixed noise prior (PYoCo's alpha: every frame's noise shares one map with "
                         "this weight; 0 = i.i.d. per frame; magicvideo.noise_prior); default: the model's own")

@@ -247,7 +247,7 @@ class MagicVideoPipeline(DiffusionPipeline):
         window_method: str = "held",
         noise_prior: float | None = None,
         window_guidance_scale: float | None = None,
-        window_noise: str = "fresh",
+        window_noise: str = "reuse",
     ) -> MagicVideoPipelineOutput | tuple:
         """Generate one clip per prompt, running the cascade's `stages` in order.
 
@@ -310,9 +310,9 @@ class MagicVideoPipeline(DiffusionPipeline):
                 (the alpha it was trained with).
             window_guidance_scale: the CFG scale of the sliding windows after the first (default:
                 `guidance_scale`); the first window keeps `guidance_scale` (:mod:`magicvideo.long_video`).
-            window_noise: the initial noise of the sliding windows after the first: "fresh" (default,
-                drawn anew), "reuse" (the first window's) or "shuffle" (its frames reordered, FreeNoise);
-                :mod:`magicvideo.long_video`.
+            window_noise: the initial noise of the sliding windows after the first: "reuse" (default:
+                the first window's; it drifts least on shapes), "fresh" (drawn anew, the clips before
+                2026-12-03) or "shuffle" (its frames reordered, FreeNoise); :mod:`magicvideo.long_video`.
         """
         if output_type not in ("uint8", "pt", "latent"):
             raise ValueError(f"output_type must be 'uint8', 'pt' or 'latent', got {output_type!r}")
@@ -370,7 +370,7 @@ class MagicVideoPipeline(DiffusionPipeline):
     def _keyframes(self, prompt, negative_prompt, seed, num_frames, height, width, fps, num_inference_steps,
                    guidance_scale, eta, prompt_embeds, negative_prompt_embeds, image, video, strength,
                    guidance_rescale=0.0, mode="t2v", overlap=1, window_method="held", noise_prior=None,
-                   window_guidance_scale=None, window_noise="fresh"):  # fmt: skip
+                   window_guidance_scale=None, window_noise="reuse"):  # fmt: skip
         from .long_video import check_mode, check_window_method, check_window_noise, window_count
 
         check_mode(mode)

@@ -79,16 +79,16 @@ def test_pipeline_samples_with_the_unet_s_alpha_unless_told(tiny_pipeline_4f, tm
 
 
 def test_long_clips_draw_each_key_frame_window_under_the_prior(tiny_pipeline_4f, monkeypatch):
-    """Every window of a long clip mixes its noise with one map for the whole clip; window 0 is the
-    short clip of the same seed."""
+    """Windows of a long clip that draw fresh noise (``window_noise="fresh"``) each mix it with one map for
+    the whole clip; window 0 is the short clip of the same seed."""
     from magicvideo import long_video
 
     kw = dict(num_inference_steps=2, guidance_scale=1.0, output_type="latent")
-    a = tiny_pipeline_4f(PROMPTS[0], seed=3, num_frames=7, **kw).frames
+    a = tiny_pipeline_4f(PROMPTS[0], seed=3, num_frames=7, window_noise="fresh", **kw).frames
     mixes = []
     real_mix = long_video.mix
     monkeypatch.setattr(long_video, "mix", lambda i, s, p: mixes.append((s, p)) or real_mix(i, s, p))
-    b = tiny_pipeline_4f(PROMPTS[0], seed=3, noise_prior=2.0, num_frames=7, **kw).frames
+    b = tiny_pipeline_4f(PROMPTS[0], seed=3, noise_prior=2.0, num_frames=7, window_noise="fresh", **kw).frames
     assert a.shape == b.shape and a.shape[2] == 7 and not torch.allclose(a, b)
     assert len(mixes) == 2 and all(s is mixes[0][0] and p == 2.0 for s, p in mixes)  # 2 windows (4 + 3), one map
     short = tiny_pipeline_4f(PROMPTS[0], seed=3, noise_prior=2.0, num_frames=4, **kw).frames
