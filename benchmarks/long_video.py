@@ -89,7 +89,7 @@ def motion_stats(clips, window: int, held: int | None = None) -> dict:
     when later windows go back to the first, a loop). Clips: each ``(F, H, W, 3)`` uint8."""
     change, seam, first, prev = [], [], [], []
     for clip in clips:
-        x = torch.as_tensor(np.asarray(clip) if not torch.is_tensor(clip) else clip).float()
+        x = torch.as_tensor(clip).float()
         d = (x[1:] - x[:-1]).abs().mean(dim=(1, 2, 3))  # d[t]: frame t -> t + 1
         at_seam = torch.zeros_like(d, dtype=torch.bool)
         if held is not None:
@@ -343,7 +343,7 @@ def main() -> None:
         if part == "drift":
             title = (f"drift: {d['clips']} clips x {d['seconds']:g} s ({d['frames']} frames), {d['steps']} steps, "
                      f"CFG {d['guidance']}{'' if d.get('window_guidance') is None else ' then ' + str(d['window_guidance'])}, overlap {d['overlap']}, windows {d['window_method']}, "
-                     f"noise {d.get('window_noise', 'fresh')}, "
+                     f"noise {d['window_noise']}, "
                      f"{'I2V model present' if d['i2v'] else 'no I2V model'}, {d['mode']}")  # fmt: skip
         else:
             title = (f"ceiling: real windows, {d['clips']} prompts x {d['windows_per_clip']} windows of one object "
