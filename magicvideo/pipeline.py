@@ -131,15 +131,23 @@ class MagicVideoPipeline(DiffusionPipeline):
         """Swap the sampler, keeping the trained noise schedule (`make_scheduler`)."""
         self.scheduler = make_scheduler(name, self.scheduler.config, **overrides)
 
-    def enable_fast_inference(self, compile_mode: str | None = "reduce-overhead", inductor_tuning: bool = False) -> None:
+    def enable_fast_inference(self, compile_mode: str | None = "reduce-overhead", inductor_tuning: bool = False,
+                              decoder: bool = True) -> None:  # fmt: skip
         """GPU inference recipe measured in BENCHMARKS.md: fused QKV projections, channels-last
         U-Net, and `torch.compile` (``reduce-overhead`` adds CUDA graphs, which matter at small
         batches where the step is launch-bound). The first call per input shape compiles (about
         1-2 minutes for sd15). `inductor_tuning` turns 1x1 convolutions into matmuls and enables
         coordinate-descent tuning of the generated kernels; off by default because on an H100 the
-        sd15 compile then ran past 9 minutes (BENCHMARKS.md), so its benefit is unmeasured."""
+        sd15 compile then ran past 9 minutes (BENCHMARKS.md), so its benefit is unmeasured.
+
+        `decoder` also makes the VAE channels-last and compiles its decode (inductor's default
+        mode: no CUDA graphs, as the decoded frame count varies from call to call). At sd15 size the
+        decode is ~40% of the 4-step student's time per decoded clip (BENCHMARKS.md, issue 16); the
+        compiled decode fuses the decoder's GroupNorm + SiLU pairs that eager mode runs one by one."""
         self.unet.fuse_qkv_projections()
         self.unet.to(memory_format=torch.channels_last)
+        if decoder:
+            self.vae.to(memory_format=torch.channels_last)
         if compile_mode is None:
             return
         if inductor_tuning:
@@ -149,6 +157,10 @@ class MagicVideoPipeline(DiffusionPipeline):
             inductor.coordinate_descent_tuning = True
             inductor.coordinate_descent_check_all_directions = True
         self.unet = torch.compile(self.unet, mode=None if compile_mode == "default" else compile_mode)
+        if decoder:
+            # An instance attribute shadows the method; the weights and their state-dict keys stay as they were.
+            name = "decode_video" if isinstance(self.vae, VideoAutoencoderKL) else "decode"
+            setattr(self.vae, name, torch.compile(getattr(self.vae, name)))
 
     # ---- pieces --------------------------------------------------------------------------
 

@@ -229,3 +229,31 @@ def test_shared_pipeline_fixture_puts_the_scheduler_back_even_after_a_failure():
             with pytest.raises(AssertionError):
                 handed.throw(AssertionError("the test failed"))
         assert pipe.scheduler == "ddim", ending
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_fast_inference_keeps_the_samples_and_compiles_the_unet_and_the_video_decode(tmp_path, monkeypatch):
+    """enable_fast_inference: fused QKV and channels-last U-Net and VAE give the same clip (no compile
+    here); with a compile mode, torch.compile gets the U-Net and the VideoVAE's decode_video, whose
+    state-dict keys stay unchanged, and `decoder=False` leaves the VAE alone."""
+    pipe = build_pipeline(load_model_config(tiny_4f_yaml(tmp_path)), weights="random", seed=0)
+    pipe.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=2, guidance_scale=3.0, seed=[4, 5], output_type="pt")
+    before = pipe(PROMPTS[:2], **kw).frames
+    keys = sorted(pipe.vae.state_dict())
+    pipe.enable_fast_inference(None)
+    torch.testing.assert_close(pipe(PROMPTS[:2], **kw).frames, before, atol=1e-4, rtol=1e-4)
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: compiled.append(fn) or fn)
+    unet, decode = pipe.unet, pipe.vae.decode_video
+    pipe.enable_fast_inference("default")
+    assert compiled == [unet, decode] and "decode_video" in vars(pipe.vae)
+    assert sorted(pipe.vae.state_dict()) == keys
+    torch.testing.assert_close(pipe(PROMPTS[:2], **kw).frames, before, atol=1e-4, rtol=1e-4)
+
+    other = build_pipeline(load_model_config(tiny_4f_yaml(tmp_path)), weights="random", seed=0)
+    compiled.clear()
+    other.enable_fast_inference("default", decoder=False)
+    assert compiled == [other.unet] and "decode_video" not in vars(other.vae)
+    assert next(other.vae.parameters()).is_contiguous()
