@@ -125,7 +125,7 @@ class RaySettings(StrictModel):
     tf32: bool = False                    # TF32 in generation (GPU, fp32 pipelines): ~3.7x faster for sd15, but
                                           # a sample then depends on its batch size and neighbours; off: to within
                                           # 1 uint8 level (flows.generation._numerics)
-    compile: Literal["default", "reduce-overhead"] | None = None  # each actor's U-Net through
+    compile: Literal["default", "reduce-overhead"] | None = None  # each actor's U-Net and VAE decode through
                                           # MagicVideoPipeline.enable_fast_inference (fused QKV, channels-last,
                                           # torch.compile; the first batch of each size compiles, 1-2 min for
                                           # sd15): ~1.7x the bf16 rate of sd15 on an H100 (BENCHMARKS.md). A speed
