@@ -9,7 +9,7 @@
 #   scripts/gpu_drift.sh pack OUT DEST         # drift.tgz: the JSONs and logs
 set -uo pipefail
 cmd=$1 out=$2; shift 2
-. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift, wait_job
+. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift_runs, wait_job
 case $cmd in
 start)
     copy_repo --exclude=./.devcarry/fid --exclude=./.devcarry/fidall --exclude=./.devcarry/sr_render
@@ -26,17 +26,8 @@ pack)
     ;;
 run)
     cd "$out/repo"
-    export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo" OMP_NUM_THREADS=2
-    data=${DATA:-.devcarry/chain/data}
-    clips=${CLIPS:-128}
-    pids=()
-    IFS=';' read -ra runs <<<"${RUNS:?set RUNS}"
-    for r in "${runs[@]}"; do
-        read -ra words <<<"$r"
-        [ ${#words[@]} -gt 0 ] || continue
-        drift "${words[0]}" --no-i2v "${words[@]:1}" & pids+=($!)
-    done
-    wait "${pids[@]}"
+    export PYTHONUNBUFFERED=1 PYTHONPATH="${SITE:+$SITE:}$out/repo"
+    drift_runs
     note "JOB END"
     ;;
 *) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;

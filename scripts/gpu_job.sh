@@ -37,6 +37,19 @@ drift() {  # drift NAME ARGS...: benchmarks/long_video.py's drift as phase drift
         --json "$out/drift_$name.json" "$@"
 }
 
+drift_runs() {  # drift_runs: the ";"-separated "NAME ARGS..." entries of $RUNS as drift phases side by side (--no-i2v), on $DATA, $CLIPS clips
+    export OMP_NUM_THREADS=2
+    data=${DATA:-.devcarry/chain/data} clips=${CLIPS:-128}
+    local pids=() r words
+    IFS=';' read -ra runs <<<"${RUNS:?set RUNS}"
+    for r in "${runs[@]}"; do
+        read -ra words <<<"$r"
+        [ ${#words[@]} -gt 0 ] || continue
+        drift "${words[0]}" --no-i2v "${words[@]:1}" & pids+=($!)
+    done
+    wait "${pids[@]}"
+}
+
 wait_job() {  # wait_job SECONDS: until the JOB END line or SECONDS pass; then the status and each log's last lines
     local limit=$1 t0=$SECONDS
     [ -f "$out/status.log" ] || { echo "no job in $out (a fresh machine: the one that ran it was released)"; return 1; }

@@ -10,7 +10,7 @@
 #   scripts/gpu_speed.sh pack OUT DEST      # speed.tgz: the JSONs and logs
 set -uo pipefail
 cmd=$1 out=$2; shift 2
-. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift, wait_job
+. "$(dirname "$0")/gpu_job.sh"  # want, note, job, copy_repo, launch, drift_runs, wait_job
 case $cmd in
 start)
     copy_repo --exclude=./.devcarry/fid --exclude=./.devcarry/fidall --exclude=./.devcarry/sr_render
@@ -34,18 +34,7 @@ run)
     want eager && bench eager
     want compiled && bench compiled --compile
     want compiled_unet && bench compiled_unet --compile --eager-decoder --teacher-steps 25
-    if [ -n "${RUNS:-}" ]; then
-        export OMP_NUM_THREADS=2
-        data=${DATA:-.devcarry/chain/data} clips=${CLIPS:-128}
-        pids=()
-        IFS=';' read -ra runs <<<"$RUNS"
-        for r in "${runs[@]}"; do
-            read -ra words <<<"$r"
-            [ ${#words[@]} -gt 0 ] || continue
-            drift "${words[0]}" --no-i2v "${words[@]:1}" & pids+=($!)
-        done
-        wait "${pids[@]}"
-    fi
+    [ -z "${RUNS:-}" ] || drift_runs
     note "JOB END"
     ;;
 *) echo "usage: $0 start|wait|pack|run OUT ..." >&2; exit 2 ;;
