@@ -20,9 +20,10 @@
   (0.957 over the 256 test prompts with the d4 reader, 0.890 with the plain one).
 * ``speed``  seconds of compute per second of 8-fps video: a model config's pipeline with random
   weights (default ``sd15``: the SD 1.5 U-Net inflated, 256x256) with its key-frame U-Net made an
-  I2V model and a random CLIP ViT-L/14 image tower, ``--speed-seconds`` of video through the
-  sliding window at ``--speed-steps`` steps (default 4, the distilled sampler's count; guidance 1),
-  latents and decoding timed apart (goal: <= 0.25 s per second of video).
+  I2V model and a random CLIP ViT-L/14 image tower (unless ``--no-i2v``), ``--speed-seconds`` of
+  video through the sliding window (``--window-method``, ``--window-noise``) at ``--speed-steps``
+  steps (default 4, the distilled sampler's count; guidance 1), latents and decoding timed apart
+  (goal: <= 0.25 s per second of video); ``--compile``: ``enable_fast_inference()`` first.
 
 Usage (repo root):
     python benchmarks/long_video.py --json long_video.json                      # GPU: both parts
@@ -254,12 +255,15 @@ def speed(args) -> dict:
                               image_encoder=image_encoder(args.config, cfg.unet.cross_attention_dim))  # fmt: skip
     pipe.to(args.device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    if args.compile:
+        pipe.enable_fast_inference()
     frames = int(round(args.speed_seconds * 8))
     kw = dict(seed=[0], num_frames=frames, num_inference_steps=args.speed_steps, guidance_scale=args.speed_guidance,
-              fps=8.0, overlap=args.overlap)  # fmt: skip
+              fps=8.0, overlap=args.overlap, window_method=args.window_method,
+              window_noise=args.window_noise)  # fmt: skip
     prompt = ["a red circle moving left"]
-    with torch.no_grad():
-        pipe(prompt, **{**kw, "num_frames": cfg.num_frames + 1}, output_type="latent")  # warm-up (2 windows)
+
+    def once() -> tuple[float, float]:
         sync(args.device)
         t0 = time.perf_counter()
         z = pipe(prompt, **kw, output_type="latent").frames
@@ -267,12 +271,20 @@ def speed(args) -> dict:
         t1 = time.perf_counter()
         pipe.decode_latents(z, chunk_size=args.decode_chunk)
         sync(args.device)
-        t2 = time.perf_counter()
+        return t1 - t0, time.perf_counter() - t1
+
+    with torch.no_grad():
+        if args.compile:
+            once()  # every shape of the timed run compiles here
+        else:
+            pipe(prompt, **{**kw, "num_frames": cfg.num_frames + 1}, output_type="latent")  # warm-up (2 windows)
+        latents_s, decode_s = once()
     seconds_video = frames / 8
     res = {"config": args.config, "resolution": cfg.resolution, "device": args.device,
            "dtype": str(dtype).split(".")[-1], "steps": args.speed_steps, "guidance": args.speed_guidance,
-           "overlap": args.overlap, "i2v": not args.no_i2v, "frames": frames, "video_seconds": seconds_video,
-           "latents_s": t1 - t0, "decode_s": t2 - t1}  # fmt: skip
+           "overlap": args.overlap, "window_method": args.window_method, "window_noise": args.window_noise,
+           "i2v": args.window_method == "i2v", "compile": args.compile, "frames": frames,
+           "video_seconds": seconds_video, "latents_s": latents_s, "decode_s": decode_s}  # fmt: skip
     res["total_s"] = res["latents_s"] + res["decode_s"]
     res["s_per_video_s"] = res["total_s"] / seconds_video
     res["latents_s_per_video_s"] = res["latents_s"] / seconds_video
@@ -315,6 +327,8 @@ def main() -> None:
     p.add_argument("--speed-steps", type=int, default=4)
     p.add_argument("--speed-guidance", type=float, default=1.0)
     p.add_argument("--decode-chunk", type=int, default=16)
+    p.add_argument("--compile", action="store_true",
+                   help="speed: pipe.enable_fast_inference() (U-Nets and VAE decode compiled; one untimed run first)")
     p.add_argument("--no-i2v", action="store_true", help="the directed-attention fallback instead of an I2V model (drift and speed)")
     p.add_argument("--noise-prior", type=float, help="drift: the mixed noise prior's alpha (default: the key-frame U-Net's)")
     p.add_argument("--json", help="write the numbers here")
@@ -365,7 +379,8 @@ def main() -> None:
     if "speed" in res:
         s = res["speed"]
         t = Table(title=f"speed: {s['config']} {s['resolution']}px, {s['video_seconds']:g} s of 8-fps video, "
-                        f"{s['steps']} steps, CFG {s['guidance']}, {s['dtype']}, {s['device']}")  # fmt: skip
+                        f"{s['steps']} steps, CFG {s['guidance']}, windows {s['window_method']}, noise {s['window_noise']}, "
+                        f"{s['dtype']}, {s['device']}{', compiled' if s['compile'] else ''}")  # fmt: skip
         for c in ("latents s", "decode s", "total s", "s per video s (goal <= 0.25)", "latents only"):
             t.add_column(c, justify="right")
         t.add_row(f"{s['latents_s']:.2f}", f"{s['decode_s']:.2f}", f"{s['total_s']:.2f}", f"{s['s_per_video_s']:.3f}",

@@ -143,9 +143,12 @@ class MagicVideoPipeline(DiffusionPipeline):
         `decoder` also makes the VAE channels-last and compiles its decode (inductor's default
         mode: no CUDA graphs, as the decoded frame count varies from call to call). At sd15 size the
         decode is ~40% of the 4-step student's time per decoded clip (BENCHMARKS.md, issue 16); the
-        compiled decode fuses the decoder's GroupNorm + SiLU pairs that eager mode runs one by one."""
-        self.unet.fuse_qkv_projections()
-        self.unet.to(memory_format=torch.channels_last)
+        compiled decode fuses the decoder's GroupNorm + SiLU pairs that eager mode runs one by one.
+        The I2V U-Net (long clips' I2V windows, magic141), when present, is treated as the key-frame one."""
+        denoisers = ["unet"] + (["i2v"] if self.i2v is not None else [])
+        for name in denoisers:
+            getattr(self, name).fuse_qkv_projections()
+            getattr(self, name).to(memory_format=torch.channels_last)
         if decoder:
             self.vae.to(memory_format=torch.channels_last)
         if compile_mode is None:
@@ -156,7 +159,8 @@ class MagicVideoPipeline(DiffusionPipeline):
             inductor.conv_1x1_as_mm = True
             inductor.coordinate_descent_tuning = True
             inductor.coordinate_descent_check_all_directions = True
-        self.unet = torch.compile(self.unet, mode=None if compile_mode == "default" else compile_mode)
+        for name in denoisers:
+            setattr(self, name, torch.compile(getattr(self, name), mode=None if compile_mode == "default" else compile_mode))
         if decoder:
             # An instance attribute shadows the method; the weights and their state-dict keys stay as they were.
             name = "decode_video" if isinstance(self.vae, VideoAutoencoderKL) else "decode"

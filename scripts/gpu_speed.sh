@@ -2,8 +2,9 @@
 # The student's sd15 speed (issue 16, "at most 0.1 s per clip at batch 8"), eager and compiled, then optional
 # drift runs, as one background job on one GPU (the speed phases run alone, so nothing shares the GPU
 # with a timing). Phases (PHASES limits them): eager (bench_student.py, decode chunk CHUNK), compiled
-# (--compile: U-Net and VideoVAE decode), compiled_unet (--compile --eager-decoder), then the drift runs of
-# RUNS (as in gpu_drift.sh, side by side) if RUNS is set.
+# (--compile: U-Net and VideoVAE decode), compiled_unet (--compile --eager-decoder); the long-video speed
+# (long_video.py --parts speed: 10 s of video, 4 steps) long_held, long_held_compiled, long_i2v_compiled; then
+# the drift runs of RUNS (as in gpu_drift.sh, side by side) if RUNS is set.
 #
 #   SITE=/tmp/site CHUNK=128 RUNS="cfg75_reuse --window-noise reuse" scripts/gpu_speed.sh start OUT
 #   scripts/gpu_speed.sh wait OUT SECONDS
@@ -34,6 +35,11 @@ run)
     want eager && bench eager
     want compiled && bench compiled --compile
     want compiled_unet && bench compiled_unet --compile --eager-decoder --teacher-steps 25
+    long() { local name=$1; shift
+        job "$name" python3 benchmarks/long_video.py --parts speed --json "$out/speed_$name.json" "$@"; }
+    want long_held && long long_held
+    want long_held_compiled && long long_held_compiled --compile
+    want long_i2v_compiled && long long_i2v_compiled --compile --window-method i2v
     [ -z "${RUNS:-}" ] || drift_runs
     note "JOB END"
     ;;

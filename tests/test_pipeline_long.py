@@ -253,3 +253,19 @@ def test_window_noise_reuses_or_reorders_the_first_windows_noise(magic, tiny_pip
     monkeypatch.setattr(pipe, "denoise", denoise)
     with pytest.raises(ValueError, match="window_noise must be one of"):
         pipe(PROMPTS, window_noise="same", **kw)
+
+
+def test_fast_inference_takes_the_i2v_model_along(monkeypatch):
+    """enable_fast_inference fuses, lays out channels-last and compiles the I2V U-Net beside the
+    key-frame one: I2V windows give the same clip (no compile), and torch.compile gets both U-Nets."""
+    pipe = tiny_magic(t2i=False, seed=2)
+    kw = dict(num_frames=7, overlap=1, seed=[5], window_method="i2v", guidance_scale=2.0, **KW)
+    before = pipe(PROMPTS[:1], **kw).frames
+    pipe.enable_fast_inference(None)
+    assert pipe.i2v.original_attn_processors is not None  # diffusers' mark of fused QKV projections
+    torch.testing.assert_close(pipe(PROMPTS[:1], **kw).frames, before, atol=1e-4, rtol=1e-4)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: compiled.append(fn) or fn)
+    unet, i2v = pipe.unet, pipe.i2v
+    pipe.enable_fast_inference("default", decoder=False)
+    assert compiled == [unet, i2v]
