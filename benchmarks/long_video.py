@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_interpolation import image_encoder  # noqa: E402 - the same random CLIP vision tower per model config
+from magicvideo.long_video import MODES, WINDOW_METHODS, WINDOW_NOISES  # noqa: E402
 
 
 def sync(device: str) -> None:
@@ -302,7 +303,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="CPU smoke: 1 clip of 4 s at 2 steps; speed on the tiny config")
     p.add_argument("--overlap", type=int, default=1, help="frames shared by consecutive windows")
-    p.add_argument("--window-method", choices=["held", "anchored", "i2v"], default="held",
+    p.add_argument("--window-method", choices=WINDOW_METHODS, default="held",
                    help="drift: how windows after the first continue (MagicVideoPipeline's window_method)")
     # drift
     p.add_argument("--pipeline", type=Path, default=ROOT / "checkpoints/shapes/pipeline")
@@ -315,9 +316,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=25, help="drift: denoising steps per window")
     p.add_argument("--guidance", type=float, default=7.5, help="drift: CFG scale")
     p.add_argument("--window-guidance", type=float, help="drift: CFG scale of the windows after the first (default: --guidance)")
-    p.add_argument("--window-noise", choices=["fresh", "reuse", "shuffle"], default="reuse",
+    p.add_argument("--window-noise", choices=WINDOW_NOISES, default="reuse",
                    help="drift: the initial noise of the windows after the first (MagicVideoPipeline's window_noise)")
-    p.add_argument("--mode", choices=["t2v", "magic141"], default="t2v")
+    p.add_argument("--mode", choices=MODES, default="t2v")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8, help="drift: clips per pipeline call")
     # speed
